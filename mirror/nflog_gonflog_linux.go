@@ -1,0 +1,99 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	nflog "github.com/florianl/go-nflog/v2"
+	"golang.org/x/sys/unix"
+)
+
+// goNFLOGSource reads an inet NFLOG group with github.com/florianl/go-nflog:
+// copy mode packet, the channel's snaplen, small batches with a 10 ms flush,
+// sequence numbers on (gaps count lost copies), a large receive buffer.
+type goNFLOGSource struct {
+	cs  *chanState
+	nf  *nflog.Nflog
+	log *slog.Logger
+	seq seqTracker
+}
+
+func openGoNFLOG(cs *chanState, netns int, log *slog.Logger) (*goNFLOGSource, error) {
+	snap := cs.ch.Snaplen
+	if snap == 0 || snap > 0xffff {
+		snap = 0xffff
+	}
+	nf, err := nflog.Open(&nflog.Config{
+		NetNS:    netns,
+		Group:    cs.ch.Num,
+		Copymode: nflog.CopyPacket,
+		Bufsize:  snap, // the copy range
+		QThresh:  nflogQThresh,
+		Timeout:  nflogTimeout,
+		Flags:    nflog.FlagSeq,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open nflog group %d: %w", cs.ch.Num, err)
+	}
+	if raw, err := nf.Con.SyscallConn(); err == nil {
+		setReadBuffer(nf.Con, raw, nflogReadBuf, log)
+	}
+	return &goNFLOGSource{cs: cs, nf: nf, log: log}, nil
+}
+
+// Run registers the callback and reads until ctx is cancelled.
+func (s *goNFLOGSource) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // go-nflog's Close blocks until its context is done
+	failed := make(chan error, 1)
+	hook := func(a nflog.Attribute) int {
+		if a.Seq != nil {
+			if gap := s.seq.next(*a.Seq); gap > 0 {
+				s.cs.cnt.seqGaps.Add(gap)
+			}
+		}
+		if a.Payload == nil {
+			s.cs.cnt.parseErrors.Add(1)
+			return 0
+		}
+		id := -1
+		if a.Prefix != nil {
+			id = ruleIDFromPrefix(*a.Prefix)
+		}
+		p := *a.Payload
+		s.cs.deliver(id, ipOrigLen(p), p)
+		return 0
+	}
+	errFn := func(err error) int {
+		if ctx.Err() != nil {
+			return 1
+		}
+		if errors.Is(err, unix.ENOBUFS) {
+			s.cs.cnt.enobufs.Add(1)
+			return 0
+		}
+		var t interface{ Timeout() bool }
+		if errors.As(err, &t) && t.Timeout() {
+			return 0
+		}
+		select {
+		case failed <- err:
+		default:
+		}
+		return 1
+	}
+	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
+		return fmt.Errorf("register on nflog group %d: %w", s.cs.ch.Num, err)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-failed:
+		return fmt.Errorf("receive from nflog group %d: %w", s.cs.ch.Num, err)
+	}
+}
+
+// Close closes the socket; call it after Run returned.
+func (s *goNFLOGSource) Close() error { return s.nf.Close() }

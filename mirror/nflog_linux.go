@@ -1,0 +1,262 @@
+package mirror
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"github.com/nfmirror/nfmirror/nfrules"
+	"golang.org/x/sys/unix"
+)
+
+// nflogReader is nfmirror's own NFLOG group reader: a NETLINK_NETFILTER
+// socket configured with NFULNL_MSG_CONFIG messages through mdlayher/netlink,
+// then read with one recvmsg per datagram into a buffer it reuses, decoded in
+// place (nflog_msg.go). It serves netdev channels, which go-nflog v2.3.0 drops,
+// and inet channels when Config.InetReader is ReaderBuiltin.
+type nflogReader struct {
+	cs   *chanState
+	conn *netlink.Conn
+	raw  syscall.RawConn
+	log  *slog.Logger
+	buf  []byte
+	msg  nflogMsg
+	seq  seqTracker
+	vlan [4]byte
+}
+
+// NFLOG configuration attributes (nfnetlink_log.h, enum nfulnl_attr_config).
+const (
+	nfulaCfgCmd      = 1
+	nfulaCfgMode     = 2
+	nfulaCfgNlBufSiz = 3
+	nfulaCfgTimeout  = 4
+	nfulaCfgQThresh  = 5
+	nfulaCfgFlags    = 6
+
+	nfulnlCfgCmdBind = 1
+	nfulnlCopyPacket = 2
+	nfulnlCfgFSeq    = 1
+)
+
+// NFLOG tuning shared by both readers.
+const (
+	// nflogQThresh is how many copies the kernel batches into one datagram;
+	// nflogTimeout (in 1/100 s) flushes a batch that does not fill, so a
+	// lone packet waits at most 10 ms.
+	nflogQThresh = 4
+	nflogTimeout = 1
+	// nflogNlBufSiz is the kernel's batch buffer (it caps it at 128 KiB and
+	// grows it for a copy that does not fit).
+	nflogNlBufSiz = 128 << 10
+	// nflogReadBuf is the receive buffer of the socket: bursts up to this
+	// size survive a reader that is briefly descheduled.
+	nflogReadBuf = 16 << 20
+	// nflogDatagramBuf holds the largest datagram: a batch buffer, or one
+	// 64 KiB copy with its headers.
+	nflogDatagramBuf = 256 << 10
+)
+
+// openNFLOGReader binds the channel's group in the namespace netns (0 = the
+// current one) and configures copy mode, snaplen, batching and sequence
+// numbers.
+func openNFLOGReader(cs *chanState, netns int, log *slog.Logger) (*nflogReader, error) {
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
+	if err != nil {
+		return nil, fmt.Errorf("dial netfilter netlink: %w", err)
+	}
+	r := &nflogReader{cs: cs, conn: conn, log: log, buf: make([]byte, nflogDatagramBuf)}
+	if err := r.configure(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *nflogReader) configure() error {
+	g := r.cs.ch.Num
+	raw, err := r.conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("nflog group %d raw socket: %w", g, err)
+	}
+	r.raw = raw
+	setReadBuffer(r.conn, raw, nflogReadBuf, r.log)
+
+	snap := r.cs.ch.Snaplen
+	if snap == 0 || snap > 0xffff {
+		snap = 0xffff
+	}
+	mode := make([]byte, 6)
+	binary.BigEndian.PutUint32(mode[0:4], snap)
+	mode[4] = nfulnlCopyPacket
+	steps := []struct {
+		what  string
+		attrs []netlink.Attribute
+	}{
+		{"bind", []netlink.Attribute{{Type: nfulaCfgCmd, Data: []byte{nfulnlCfgCmdBind}}}},
+		{"set copy mode", []netlink.Attribute{{Type: nfulaCfgMode, Data: mode}}},
+		{"set batching", []netlink.Attribute{
+			{Type: nfulaCfgNlBufSiz, Data: be32(nflogNlBufSiz)},
+			{Type: nfulaCfgQThresh, Data: be32(nflogQThresh)},
+			{Type: nfulaCfgTimeout, Data: be32(nflogTimeout)},
+			{Type: nfulaCfgFlags, Data: binary.BigEndian.AppendUint16(nil, nfulnlCfgFSeq)},
+		}},
+	}
+	for _, s := range steps {
+		if err := nflogConfig(r.conn, g, s.attrs); err != nil {
+			return fmt.Errorf("%s on nflog group %d: %w", s.what, g, err)
+		}
+	}
+	return nil
+}
+
+// nflogConfig sends one NFULNL_MSG_CONFIG request for group and waits for
+// its acknowledgement.
+func nflogConfig(c *netlink.Conn, group uint16, attrs []netlink.Attribute) error {
+	ab, err := netlink.MarshalAttributes(attrs)
+	if err != nil {
+		return fmt.Errorf("marshal attributes: %w", err)
+	}
+	data := make([]byte, 4, 4+len(ab))
+	data[0] = unix.AF_UNSPEC
+	data[1] = unix.NFNETLINK_V0
+	binary.BigEndian.PutUint16(data[2:4], group)
+	data = append(data, ab...)
+	_, err = c.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(nfnlSubsysULOG<<8 | nfulnlMsgConfig),
+			Flags: netlink.Request | netlink.Acknowledge,
+		},
+		Data: data,
+	})
+	return err
+}
+
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+// setReadBuffer raises the socket's receive buffer to n bytes, past
+// net.core.rmem_max when allowed (SO_RCVBUFFORCE needs CAP_NET_ADMIN).
+func setReadBuffer(c *netlink.Conn, raw syscall.RawConn, n int, log *slog.Logger) {
+	var serr error
+	err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+	})
+	if err == nil && serr == nil {
+		return
+	}
+	if err := c.SetReadBuffer(n); err != nil {
+		log.Warn("set netlink receive buffer", "bytes", n, "err", err)
+	}
+}
+
+// Run reads datagrams until ctx is cancelled.
+func (r *nflogReader) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = r.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for {
+		n, err := r.recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				// The kernel dropped copies: the sequence gap counts them.
+				r.cs.cnt.enobufs.Add(1)
+				continue
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("receive from nflog group %d: %w", r.cs.ch.Num, err)
+		}
+		if n > len(r.buf) {
+			r.cs.cnt.parseErrors.Add(1)
+			continue
+		}
+		if err := parseNFLOGDatagram(r.buf[:n], &r.msg, r.handle); err != nil {
+			r.cs.cnt.parseErrors.Add(1)
+			r.log.Debug("decode nflog datagram", "group", r.cs.ch.Num, "err", err)
+		}
+	}
+}
+
+// recv reads one datagram into r.buf with a single recvmsg, waiting in the
+// runtime poller. It returns the datagram's full length (MSG_TRUNC), which
+// exceeds len(r.buf) when the datagram was cut.
+func (r *nflogReader) recv() (int, error) {
+	var (
+		n    int
+		rerr error
+	)
+	err := r.raw.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), r.buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// handle turns one decoded message into a packet for the queue.
+func (r *nflogReader) handle(m *nflogMsg) {
+	if m.HasSeq {
+		if gap := r.seq.next(m.Seq); gap > 0 {
+			r.cs.cnt.seqGaps.Add(gap)
+		}
+	}
+	id := ruleIDFromPrefix(m.Prefix)
+	if !r.cs.ch.L2() {
+		r.cs.deliver(id, ipOrigLen(m.Payload), m.Payload)
+		return
+	}
+	// An L2 frame: at ingress the payload starts at the network header and
+	// the MAC header comes separately; at egress the payload starts at the
+	// MAC header. A VLAN tag offloaded into skb metadata goes back after the
+	// MAC addresses, where the wire carries it.
+	var mac, body []byte
+	if r.cs.ch.Hook == nfrules.HookEgress {
+		mac, body = nil, m.Payload
+	} else {
+		mac = m.L2Hdr
+		if mac == nil {
+			mac = m.HwHeader
+		}
+		body = m.Payload
+	}
+	var tag []byte
+	if m.HasVLAN {
+		binary.BigEndian.PutUint16(r.vlan[0:2], m.VLANProto)
+		binary.BigEndian.PutUint16(r.vlan[2:4], m.VLANTCI)
+		tag = r.vlan[:]
+	}
+	origLen := 0
+	if mac != nil {
+		if o := ipOrigLen(body); o > 0 {
+			origLen = o + len(mac) + len(tag)
+		}
+	} else if len(body) >= 14 {
+		if o := ipOrigLen(body[14:]); o > 0 {
+			origLen = o + 14 + len(tag)
+		}
+	}
+	switch {
+	case tag == nil:
+		r.cs.deliver(id, origLen, mac, body)
+	case mac != nil && len(mac) >= 12:
+		r.cs.deliver(id, origLen, mac[:12], tag, mac[12:], body)
+	case mac == nil && len(body) >= 12:
+		r.cs.deliver(id, origLen, body[:12], tag, body[12:])
+	default:
+		r.cs.deliver(id, origLen, mac, body)
+	}
+}
+
+// Close closes the socket, which also unbinds the group.
+func (r *nflogReader) Close() error { return r.conn.Close() }

@@ -1,0 +1,241 @@
+package mirror
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// This file decodes NFLOG packet messages (NFULNL_MSG_PACKET) as the kernel
+// writes them into a NETLINK_NETFILTER socket, see
+// include/uapi/linux/netfilter/nfnetlink_log.h. One datagram holds one or
+// more netlink messages back to back (the kernel batches up to qthresh copies
+// or until its timeout), each: nlmsghdr (16 bytes, host order), nfgenmsg (4
+// bytes: family, version, group in network order), then attributes.
+//
+// go-nflog v2.3.0 drops copies whose nfgenmsg family is NFPROTO_NETDEV (5),
+// which is every copy from a netdev ingress or egress hook, hence this
+// decoder.
+
+// Netlink and nfnetlink_log constants (linux/netlink.h, nfnetlink_log.h).
+const (
+	nlmsgHdrLen     = 16
+	nlmsgNoop       = 0x1
+	nlmsgError      = 0x2
+	nlmsgDone       = 0x3
+	nfnlSubsysULOG  = 4
+	nfulnlMsgPacket = 0
+	nfulnlMsgConfig = 1
+
+	nfulaPacketHdr = 1
+	nfulaPayload   = 9
+	nfulaPrefix    = 10
+	nfulaSeq       = 11
+	nfulaHwType    = 14
+	nfulaHwHeader  = 15
+	nfulaHwLen     = 16
+	nfulaVLAN      = 19
+	nfulaL2Hdr     = 20
+
+	nfulaVLANProto = 1
+	nfulaVLANTCI   = 2
+
+	nlaTypeMask = 0x3fff // strips NLA_F_NESTED and NLA_F_NET_BYTEORDER
+)
+
+// errShortMessage reports a message cut short or with an impossible length.
+var errShortMessage = errors.New("truncated netlink message")
+
+// nflogMsg is one decoded NFLOG copy. Its slices alias the datagram.
+type nflogMsg struct {
+	Family     uint8
+	Group      uint16
+	HwProtocol uint16 // ethertype, from the packet header
+	Hook       uint8
+	Payload    []byte // from skb->data: the network header at ingress/inet hooks, the MAC header at egress
+	Prefix     []byte // without the trailing NUL
+	HwHeader   []byte // the MAC header as received (ingress)
+	L2Hdr      []byte // the MAC header, netdev and bridge families
+	HwType     uint16
+	HwLen      uint16
+	Seq        uint32
+	HasSeq     bool
+	HasVLAN    bool // the tag was offloaded into skb metadata; see VLANProto, VLANTCI
+	VLANProto  uint16
+	VLANTCI    uint16
+}
+
+// parseNFLOGDatagram calls fn for every NFLOG packet message in one datagram.
+// Messages of other types are skipped; a netlink error message is returned as
+// an error. msg is reused between calls: fn must not keep it.
+func parseNFLOGDatagram(b []byte, msg *nflogMsg, fn func(*nflogMsg)) error {
+	for len(b) > 0 {
+		if len(b) < nlmsgHdrLen {
+			return errShortMessage
+		}
+		l := int(binary.NativeEndian.Uint32(b[0:4]))
+		typ := binary.NativeEndian.Uint16(b[4:6])
+		if l < nlmsgHdrLen || l > len(b) {
+			return errShortMessage
+		}
+		body := b[nlmsgHdrLen:l]
+		next := align4(l)
+		if next > len(b) {
+			next = len(b)
+		}
+		b = b[next:]
+		switch {
+		case typ == nlmsgNoop || typ == nlmsgDone:
+			continue
+		case typ == nlmsgError:
+			if len(body) >= 4 {
+				if e := int32(binary.NativeEndian.Uint32(body[:4])); e != 0 {
+					return fmt.Errorf("netlink error message: errno %d", -e)
+				}
+			}
+			continue
+		case typ != nfnlSubsysULOG<<8|nfulnlMsgPacket:
+			continue
+		}
+		if err := parseNFLOGPacket(body, msg); err != nil {
+			return err
+		}
+		fn(msg)
+	}
+	return nil
+}
+
+// parseNFLOGPacket decodes the body of one NFULNL_MSG_PACKET message.
+func parseNFLOGPacket(b []byte, m *nflogMsg) error {
+	*m = nflogMsg{}
+	if len(b) < 4 {
+		return errShortMessage
+	}
+	m.Family = b[0]
+	m.Group = binary.BigEndian.Uint16(b[2:4])
+	b = b[4:]
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return errShortMessage
+		}
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		typ := binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask
+		if l < 4 || l > len(b) {
+			return errShortMessage
+		}
+		v := b[4:l]
+		next := min(align4(l), len(b))
+		b = b[next:]
+		switch typ {
+		case nfulaPacketHdr:
+			if len(v) < 3 {
+				return errShortMessage
+			}
+			m.HwProtocol = binary.BigEndian.Uint16(v[0:2])
+			m.Hook = v[2]
+		case nfulaPayload:
+			m.Payload = v
+		case nfulaPrefix:
+			for i, c := range v {
+				if c == 0 {
+					v = v[:i]
+					break
+				}
+			}
+			m.Prefix = v
+		case nfulaSeq:
+			if len(v) < 4 {
+				return errShortMessage
+			}
+			m.Seq, m.HasSeq = binary.BigEndian.Uint32(v), true
+		case nfulaHwType:
+			if len(v) < 2 {
+				return errShortMessage
+			}
+			m.HwType = binary.BigEndian.Uint16(v)
+		case nfulaHwHeader:
+			m.HwHeader = v
+		case nfulaHwLen:
+			if len(v) < 2 {
+				return errShortMessage
+			}
+			m.HwLen = binary.BigEndian.Uint16(v)
+		case nfulaL2Hdr:
+			m.L2Hdr = v
+		case nfulaVLAN:
+			if err := parseNFLOGVLAN(v, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func parseNFLOGVLAN(b []byte, m *nflogMsg) error {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return errShortMessage
+		}
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		typ := binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask
+		if l < 4 || l > len(b) {
+			return errShortMessage
+		}
+		v := b[4:l]
+		b = b[min(align4(l), len(b)):]
+		if len(v) < 2 {
+			continue
+		}
+		switch typ {
+		case nfulaVLANProto:
+			m.VLANProto, m.HasVLAN = binary.BigEndian.Uint16(v), true
+		case nfulaVLANTCI:
+			m.VLANTCI, m.HasVLAN = binary.BigEndian.Uint16(v), true
+		}
+	}
+	return nil
+}
+
+func align4(n int) int { return (n + 3) &^ 3 }
+
+// ruleIDFromPrefix returns ID from a log prefix "nfm:ID", or -1.
+func ruleIDFromPrefix[T string | []byte](p T) int {
+	const tag = "nfm:"
+	if len(p) <= len(tag) || string(p[:len(tag)]) != tag {
+		return -1
+	}
+	id := 0
+	for i := len(tag); i < len(p); i++ {
+		c := p[i]
+		if c < '0' || c > '9' || id > 1<<24 {
+			return -1
+		}
+		id = id*10 + int(c-'0')
+	}
+	return id
+}
+
+// ipOrigLen returns the length an IP packet claims in its header when the copy
+// b is shorter (truncated by a snaplen), else 0.
+func ipOrigLen(b []byte) int {
+	if len(b) < 1 {
+		return 0
+	}
+	n := 0
+	switch b[0] >> 4 {
+	case 4:
+		if len(b) < 4 {
+			return 0
+		}
+		n = int(binary.BigEndian.Uint16(b[2:4]))
+	case 6:
+		if len(b) < 6 {
+			return 0
+		}
+		n = 40 + int(binary.BigEndian.Uint16(b[4:6]))
+	}
+	if n > len(b) {
+		return n
+	}
+	return 0
+}

@@ -1,0 +1,111 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	nfqueue "github.com/florianl/go-nfqueue/v2"
+	"golang.org/x/sys/unix"
+)
+
+// nfqueueSource reads a lossless channel: an NFQUEUE queue fed by the xt
+// NFQUEUE target with --queue-bypass. The queue is configured fail-open (when
+// it is full the kernel accepts the packet instead of dropping it) and every
+// packet is accepted as soon as its copy is queued, so production traffic
+// never waits on a sink. GSO packets are segmented by the kernel before
+// queueing (no NFQA_CFG_F_GSO), so copies are wire-sized.
+type nfqueueSource struct {
+	cs  *chanState
+	nf  *nfqueue.Nfqueue
+	log *slog.Logger
+}
+
+// nfqueueMaxLen is how many packets the kernel holds waiting for a verdict
+// before failing open.
+const nfqueueMaxLen = 4096
+
+func openNFQUEUE(cs *chanState, netns int, log *slog.Logger) (*nfqueueSource, error) {
+	snap := cs.ch.Snaplen
+	if snap == 0 || snap > 0xffff {
+		snap = 0xffff
+	}
+	nf, err := nfqueue.Open(&nfqueue.Config{
+		NetNS:        netns,
+		NfQueue:      cs.ch.Num,
+		MaxQueueLen:  nfqueueMaxLen,
+		MaxPacketLen: snap,
+		Copymode:     nfqueue.NfQnlCopyPacket,
+		Flags:        nfqueue.NfQaCfgFlagFailOpen,
+		AfFamily:     unix.AF_UNSPEC,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open nfqueue %d: %w", cs.ch.Num, err)
+	}
+	if raw, err := nf.Con.SyscallConn(); err == nil {
+		setReadBuffer(nf.Con, raw, nflogReadBuf, log)
+	}
+	return &nfqueueSource{cs: cs, nf: nf, log: log}, nil
+}
+
+// Run registers the callback and reads until ctx is cancelled.
+func (s *nfqueueSource) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	failed := make(chan error, 1)
+	hook := func(a nfqueue.Attribute) int {
+		if a.PacketID == nil {
+			s.cs.cnt.parseErrors.Add(1)
+			return 0
+		}
+		// Take the copy first: the payload buffer is ours until we return,
+		// and the verdict releases the packet.
+		if a.Payload != nil {
+			p := *a.Payload
+			orig := 0
+			if a.CapLen != nil && int(*a.CapLen) > len(p) {
+				orig = int(*a.CapLen)
+			}
+			s.cs.deliver(-1, orig, p)
+		} else {
+			s.cs.cnt.parseErrors.Add(1)
+		}
+		if err := s.nf.SetVerdict(*a.PacketID, nfqueue.NfAccept); err != nil {
+			s.cs.cnt.verdictErrs.Add(1)
+			s.log.Debug("nfqueue verdict", "queue", s.cs.ch.Num, "err", err)
+		}
+		return 0
+	}
+	errFn := func(err error) int {
+		if ctx.Err() != nil {
+			return 1
+		}
+		if errors.Is(err, unix.ENOBUFS) {
+			s.cs.cnt.enobufs.Add(1)
+			return 0
+		}
+		var t interface{ Timeout() bool }
+		if errors.As(err, &t) && t.Timeout() {
+			return 0
+		}
+		select {
+		case failed <- err:
+		default:
+		}
+		return 1
+	}
+	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
+		return fmt.Errorf("register on nfqueue %d: %w", s.cs.ch.Num, err)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-failed:
+		return fmt.Errorf("receive from nfqueue %d: %w", s.cs.ch.Num, err)
+	}
+}
+
+// Close closes the socket, which unbinds the queue; packets still waiting
+// for a verdict are then accepted by the kernel.
+func (s *nfqueueSource) Close() error { return s.nf.Close() }

@@ -1,0 +1,284 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nfmirror/nfmirror/nfrules"
+)
+
+// DefaultQueueLen is the number of copies a channel buffers between its
+// reader and its sink when Config.QueueLen is 0.
+const DefaultQueueLen = 4096
+
+// Config says which channels a Pipeline reads and where it replays copies.
+type Config struct {
+	// Channels are the NFLOG groups and NFQUEUE queues to read, as planned by
+	// the compiler.
+	Channels []nfrules.Channel
+	// Rules are the planned rules, for per-rule counters.
+	Rules []nfrules.PlannedRule
+	// Sinks holds one sink per destination named by a channel. The caller
+	// builds them and closes them after Run returns.
+	Sinks map[string]Sink
+	// QueueLen bounds the copies buffered per channel (DefaultQueueLen if 0).
+	QueueLen int
+	// NetNS is a file descriptor of the network namespace to open the
+	// kernel sockets in; 0 means the caller's namespace.
+	NetNS int
+	// InetReader chooses the NFLOG reader for inet channels (netdev channels
+	// always use the built-in reader, which go-nflog cannot serve).
+	InetReader NFLOGReader
+	// Log receives diagnostics; nil discards them.
+	Log *slog.Logger
+}
+
+// NFLOGReader names an implementation of the NFLOG reader.
+type NFLOGReader int
+
+const (
+	// ReaderGoNFLOG reads inet NFLOG groups with github.com/florianl/go-nflog.
+	ReaderGoNFLOG NFLOGReader = iota
+	// ReaderBuiltin reads with nfmirror's own reader: one recvmsg per
+	// datagram into a reused buffer, no allocation per copy.
+	ReaderBuiltin
+)
+
+// Pipeline reads copies from the kernel and hands them to sinks: one reader
+// goroutine per channel pushes into a bounded queue, one goroutine per
+// destination drains its queues into the Sink. A reader never waits for a
+// sink; when a queue is full the copy is dropped and counted.
+type Pipeline struct {
+	cfg      Config
+	log      *slog.Logger
+	counters *Counters
+	chans    []*chanState
+	dests    []*destWorker
+	ready    chan struct{}
+	ran      bool
+	mu       sync.Mutex
+}
+
+// chanState is the reader side of one channel.
+type chanState struct {
+	ch       nfrules.Channel
+	idx      int
+	q        *queue
+	cnt      *chanCounters
+	counters *Counters
+	// defRule is the rule to credit when a copy does not say: the channel's
+	// only rule, or -1.
+	defRule int
+}
+
+// destWorker drains the queues of one destination into its sink.
+type destWorker struct {
+	name   string
+	sink   Sink
+	queues []*queue
+	wake   chan struct{}
+	cnt    *destCounters
+	rules  *Counters
+	log    *slog.Logger
+}
+
+// NewPipeline checks cfg and prepares the queues and counters. It opens no
+// socket: Run does.
+func NewPipeline(cfg Config) (*Pipeline, error) {
+	if cfg.QueueLen == 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.QueueLen < 0 {
+		return nil, fmt.Errorf("queue length %d: must be positive", cfg.QueueLen)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{
+		cfg:      cfg,
+		log:      log,
+		counters: newCounters(cfg.Rules, cfg.Channels),
+		ready:    make(chan struct{}),
+	}
+	byDest := make(map[string]*destWorker)
+	seen := make(map[[2]int]bool)
+	for i, ch := range cfg.Channels {
+		key := [2]int{int(ch.Kind), int(ch.Num)}
+		if seen[key] {
+			return nil, fmt.Errorf("channel %s %d: listed twice", ch.Kind, ch.Num)
+		}
+		seen[key] = true
+		if ch.Kind == nfrules.ChannelNFQUEUE && ch.Family == nfrules.FamilyNetdev {
+			return nil, fmt.Errorf("nfqueue %d: netdev channels can only be nflog", ch.Num)
+		}
+		d := byDest[ch.Dest]
+		if d == nil {
+			sink := cfg.Sinks[ch.Dest]
+			if sink == nil {
+				return nil, fmt.Errorf("channel %s %d: no sink for destination %q", ch.Kind, ch.Num, ch.Dest)
+			}
+			d = &destWorker{
+				name:  ch.Dest,
+				sink:  sink,
+				wake:  make(chan struct{}, 1),
+				cnt:   p.counters.dests[ch.Dest],
+				rules: p.counters,
+				log:   log,
+			}
+			byDest[ch.Dest] = d
+			p.dests = append(p.dests, d)
+		}
+		cs := &chanState{
+			ch:       ch,
+			idx:      i,
+			q:        newQueue(cfg.QueueLen, d.wake),
+			cnt:      &p.counters.chans[i],
+			counters: p.counters,
+			defRule:  -1,
+		}
+		if len(ch.RuleIDs) == 1 {
+			cs.defRule = ch.RuleIDs[0]
+		}
+		d.queues = append(d.queues, cs.q)
+		p.chans = append(p.chans, cs)
+	}
+	return p, nil
+}
+
+// Counters returns the pipeline's live counters.
+func (p *Pipeline) Counters() *Counters { return p.counters }
+
+// Ready is closed once Run has opened and bound every source: copies the
+// kernel makes from then on are read.
+func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
+
+// source is one kernel channel being read.
+type source interface {
+	// Run reads until ctx is cancelled and returns nil then.
+	Run(ctx context.Context) error
+	// Close releases the source's socket; call it after Run returned.
+	Close() error
+}
+
+// Run opens every source, then reads and replays copies until ctx is
+// cancelled; it returns nil on cancel, after every goroutine it started has
+// returned and every socket it opened is closed. It returns an error when a
+// source cannot be opened or fails. Sinks are left open. Run may be called
+// once.
+func (p *Pipeline) Run(ctx context.Context) error {
+	p.mu.Lock()
+	if p.ran {
+		p.mu.Unlock()
+		return errors.New("pipeline: Run called twice")
+	}
+	p.ran = true
+	p.mu.Unlock()
+
+	srcs := make([]source, 0, len(p.chans))
+	defer func() {
+		for _, s := range srcs {
+			_ = s.Close()
+		}
+	}()
+	for _, cs := range p.chans {
+		s, err := openSource(cs, p.cfg, p.log)
+		if err != nil {
+			return fmt.Errorf("open %s %d: %w", cs.ch.Kind, cs.ch.Num, err)
+		}
+		srcs = append(srcs, s)
+	}
+	close(p.ready)
+	p.log.Info("pipeline running", "channels", len(srcs), "destinations", len(p.dests))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		if err != nil {
+			errOnce.Do(func() { firstErr = err; cancel() })
+		}
+	}
+	for i, s := range srcs {
+		ch := p.chans[i].ch
+		wg.Go(func() {
+			if err := s.Run(ctx); err != nil {
+				fail(fmt.Errorf("read %s %d: %w", ch.Kind, ch.Num, err))
+			}
+		})
+	}
+	for _, d := range p.dests {
+		wg.Go(func() { fail(d.Run(ctx)) })
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// deliver counts one copy read from the kernel and queues it for the sink.
+// parts are concatenated into the packet. It never blocks.
+func (cs *chanState) deliver(ruleID, origLen int, parts ...[]byte) {
+	if ruleID < 0 {
+		ruleID = cs.defRule
+	}
+	cs.cnt.received.Add(1)
+	r := cs.counters.rule(ruleID)
+	r.received.Add(1)
+	if origLen > 0 {
+		r.truncated.Add(1)
+	}
+	if !cs.q.push(ruleID, origLen, parts...) {
+		r.queueFull.Add(1)
+		cs.cnt.queueFull.Add(1)
+	}
+}
+
+// Run sends queued copies until ctx is cancelled; copies still queued then
+// are discarded. It returns nil.
+func (d *destWorker) Run(ctx context.Context) error {
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		sent := false
+		for _, q := range d.queues {
+			// A bounded burst per queue keeps one busy channel from
+			// starving the others of the same destination.
+			for range 64 {
+				pkt := q.peek()
+				if pkt == nil {
+					break
+				}
+				d.send(pkt)
+				q.release()
+				sent = true
+			}
+		}
+		if !sent {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-d.wake:
+			}
+		}
+	}
+}
+
+func (d *destWorker) send(pkt *Packet) {
+	r := d.rules.rule(pkt.RuleID)
+	if err := d.sink.Send(pkt); err != nil {
+		r.sendError.Add(1)
+		d.cnt.errors.Add(1)
+		d.log.Debug("send copy", "dest", d.name, "rule", pkt.RuleID, "err", err)
+		return
+	}
+	r.mirrored.Add(1)
+	d.cnt.packets.Add(1)
+	d.cnt.bytes.Add(uint64(len(pkt.Data)))
+}
