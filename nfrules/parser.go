@@ -1,0 +1,1052 @@
+package nfrules
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxFileSize is the largest rules file (or included file) Parse accepts.
+const MaxFileSize = 4 << 20
+
+// maxIncludeDepth bounds how deeply include statements may nest.
+const maxIncludeDepth = 16
+
+// ParseFile reads and parses the rules file at path. See Parse.
+func ParseFile(path string) (*Ruleset, error) {
+	src, err := readLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// readLimited reads a file, refusing one over MaxFileSize.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read rules %s: %w", path, err)
+	}
+	if len(src) > MaxFileSize {
+		return nil, &Error{Pos: Pos{File: path}, Msg: fmt.Sprintf("file too large: more than %d bytes", MaxFileSize)}
+	}
+	return src, nil
+}
+
+// Parse parses and checks the rules file src; filename names it in
+// positions and is the directory include statements are resolved against.
+// On failure the error is an ErrorList (sorted, one error per line, at most
+// ten) of *Error, each with a position; print it with Describe.
+func Parse(filename string, src []byte) (rs *Ruleset, err error) {
+	st := &state{vars: map[string]*variable{}, rs: &Ruleset{}}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(bailout); !ok {
+					panic(r)
+				}
+			}
+		}()
+		abs, _ := filepath.Abs(filename)
+		st.stack = []string{abs}
+		st.parseFile(filename, src, Pos{})
+		if len(st.errs) == 0 && st.rules == 0 {
+			st.add(Pos{File: filename, Line: 1, Col: 1}, firstLine(src), "no rules: nothing to mirror")
+		}
+	}()
+	st.errs.RemoveMultiples()
+	if len(st.errs) > maxErrors {
+		st.errs = st.errs[:maxErrors]
+	}
+	if len(st.errs) > 0 {
+		return nil, st.errs
+	}
+	return st.rs, nil
+}
+
+// bailout is panicked when too many errors were found.
+type bailout struct{}
+
+// state is shared by a file and the files it includes.
+type state struct {
+	errs  ErrorList
+	vars  map[string]*variable
+	rs    *Ruleset
+	rules int
+	stack []string // absolute paths of the files being read, for cycles
+}
+
+func (st *state) add(pos Pos, source, msg string) {
+	if n := len(st.errs); n > 0 {
+		if last := st.errs[n-1].Pos; last.File == pos.File && last.Line == pos.Line {
+			return // one error per line: the first is the useful one
+		}
+	}
+	st.errs.Add(pos, source, msg)
+	if len(st.errs) > 3*maxErrors {
+		panic(bailout{})
+	}
+}
+
+// variable is one "define NAME = VALUE".
+type variable struct {
+	Name string
+	Pos  Pos
+	Val  *rawVal
+	Text string // the value's source text, for rule listings
+}
+
+// rawKind is the shape of a value before it is typed against a field.
+type rawKind int
+
+const (
+	rvAtom   rawKind = iota // a word or a string
+	rvRange                 // lo-hi
+	rvPrefix                // addr/len
+	rvSet                   // { ... }
+	rvList                  // a,b,c (bitmask values)
+)
+
+// rawVal is a value as written, before typing.
+type rawVal struct {
+	Kind   rawKind
+	Pos    Pos
+	Text   string // atoms: the word or the string's contents
+	Quoted bool
+	Lo, Hi *rawVal   // ranges; Lo is the address of a prefix
+	Bits   string    // prefixes: the length as written
+	Elems  []*rawVal // sets and lists
+}
+
+// at returns a deep copy of v with every position moved to pos: a value
+// expanded from a variable is reported where the variable is used.
+func (v *rawVal) at(pos Pos) *rawVal {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	c.Pos = pos
+	c.Lo, c.Hi = v.Lo.at(pos), v.Hi.at(pos)
+	c.Elems = make([]*rawVal, len(v.Elems))
+	for i, e := range v.Elems {
+		c.Elems[i] = e.at(pos)
+	}
+	return &c
+}
+
+// parser reads one file.
+type parser struct {
+	st    *state
+	file  string
+	src   []byte
+	lines []string
+	lx    *lexer
+	tok   token
+	peekd *token
+	rec   *[]token // tokens consumed while recording a rule or a define
+}
+
+func firstLine(src []byte) string {
+	line, _, _ := bytes.Cut(src, []byte("\n"))
+	return string(line)
+}
+
+// parseFile parses one file into st. from is the include statement that
+// named it, if any.
+func (st *state) parseFile(filename string, src []byte, from Pos) {
+	if len(src) > MaxFileSize {
+		st.add(posOr(from, filename), "", fmt.Sprintf("%s: file too large: more than %d bytes", filename, MaxFileSize))
+		return
+	}
+	if off, what := findGarbage(src); off >= 0 {
+		pos := offsetPos(filename, src, off)
+		line := sanitizeLine(src, off)
+		st.add(pos, line, fmt.Sprintf("%s: this is not a text rules file", what))
+		return
+	}
+	p := &parser{st: st, file: filename, src: src}
+	p.lx = newLexer(filename, src, p.errorf)
+	p.next()
+	p.parseTop()
+}
+
+func posOr(p Pos, file string) Pos {
+	if p.IsValid() {
+		return p
+	}
+	return Pos{File: file, Line: 1, Col: 1}
+}
+
+// findGarbage returns the offset of the first NUL byte or invalid UTF-8
+// sequence in src, or -1.
+func findGarbage(src []byte) (int, string) {
+	for off := 0; off < len(src); {
+		c := src[off]
+		if c == 0 {
+			return off, "NUL byte"
+		}
+		if c < utf8.RuneSelf {
+			off++
+			continue
+		}
+		r, n := utf8.DecodeRune(src[off:])
+		if r == utf8.RuneError && n <= 1 {
+			return off, "invalid UTF-8"
+		}
+		off += n
+	}
+	return -1, ""
+}
+
+// offsetPos converts a byte offset to a position.
+func offsetPos(file string, src []byte, off int) Pos {
+	line := 1 + bytes.Count(src[:off], []byte("\n"))
+	start := bytes.LastIndexByte(src[:off], '\n') + 1
+	return Pos{File: file, Line: line, Col: off - start + 1}
+}
+
+// sanitizeLine returns the line holding off with every byte that is not
+// printable text replaced by '?', so columns still line up.
+func sanitizeLine(src []byte, off int) string {
+	start := bytes.LastIndexByte(src[:off], '\n') + 1
+	end := bytes.IndexByte(src[off:], '\n')
+	if end < 0 {
+		end = len(src)
+	} else {
+		end += off
+	}
+	if end-start > 200 {
+		end = min(len(src), max(off+40, start+200))
+	}
+	b := []byte(string(src[start:end]))
+	for i, c := range b {
+		if c < 0x20 && c != '\t' || c >= utf8.RuneSelf {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+// sourceLine returns line n (from 1) of the file being parsed.
+func (p *parser) sourceLine(n int) string {
+	if p.lines == nil {
+		p.lines = strings.Split(string(p.src), "\n")
+	}
+	if n < 1 || n > len(p.lines) {
+		return ""
+	}
+	return strings.TrimSuffix(p.lines[n-1], "\r")
+}
+
+func (p *parser) errorf(pos Pos, format string, args ...any) {
+	src := ""
+	if pos.File == p.file {
+		src = p.sourceLine(pos.Line)
+	}
+	p.st.add(pos, src, fmt.Sprintf(format, args...))
+}
+
+// next makes the following token current.
+func (p *parser) next() {
+	if p.rec != nil && p.tok.Kind != tEOF {
+		*p.rec = append(*p.rec, p.tok)
+	}
+	if p.peekd != nil {
+		p.tok, p.peekd = *p.peekd, nil
+		return
+	}
+	p.tok = p.lx.next()
+}
+
+// peek returns the token after the current one.
+func (p *parser) peek() token {
+	if p.peekd == nil {
+		t := p.lx.next()
+		p.peekd = &t
+	}
+	return *p.peekd
+}
+
+func (p *parser) isWord(s string) bool { return p.tok.Kind == tWord && p.tok.Text == s }
+
+// atEnd reports whether the current token ends a statement.
+func (p *parser) atEnd() bool {
+	switch p.tok.Kind {
+	case tNewline, tSemi, tRBrace, tEOF:
+		return true
+	}
+	return false
+}
+
+// sync skips to the end of the current statement: a newline or ';' outside
+// braces, or a '}' closing the enclosing block (not consumed). Braces opened
+// inside the statement are skipped whole.
+func (p *parser) sync() {
+	depth := 0
+	for {
+		switch p.tok.Kind {
+		case tEOF:
+			return
+		case tLBrace:
+			depth++
+		case tRBrace:
+			if depth == 0 {
+				return
+			}
+			depth--
+		case tNewline, tSemi:
+			if depth == 0 {
+				return
+			}
+		}
+		p.next()
+	}
+}
+
+// expectEnd requires the end of a statement after what was just parsed.
+func (p *parser) expectEnd(what string) bool {
+	if p.atEnd() {
+		return true
+	}
+	p.errorf(p.tok.Pos, "unexpected %s after %s", p.tok.describe(), what)
+	p.sync()
+	return false
+}
+
+func (p *parser) skipNewlines() {
+	for p.tok.Kind == tNewline || p.tok.Kind == tSemi {
+		p.next()
+	}
+}
+
+// topKeywords are the words a statement may start with at the top level.
+var topKeywords = append([]string{"define", "include"}, hookNames[:]...)
+
+func (p *parser) parseTop() {
+	for {
+		p.skipNewlines()
+		switch p.tok.Kind {
+		case tEOF:
+			return
+		case tWord:
+			switch w := p.tok.Text; w {
+			case "define":
+				p.parseDefine()
+			case "include":
+				p.parseInclude()
+			case "table", "chain", "flush", "add", "insert":
+				p.errorf(p.tok.Pos, "%q: nfmirror files have no tables or chains; write hook blocks such as \"prerouting { ... }\"", w)
+				p.sync()
+				if p.tok.Kind == tRBrace {
+					p.next()
+				}
+			default:
+				if h, ok := LookupHook(w); ok {
+					p.parseBlock(h)
+					continue
+				}
+				p.errorf(p.tok.Pos, "unknown hook or keyword %q%s", w, suggest(w, topKeywords))
+				p.sync()
+				if p.tok.Kind == tRBrace {
+					p.next()
+				}
+			}
+		default:
+			p.errorf(p.tok.Pos, "unexpected %s: expected a hook block, define or include", p.tok.describe())
+			p.next()
+			p.sync()
+		}
+	}
+}
+
+func (p *parser) parseDefine() {
+	p.next() // define
+	if p.tok.Kind != tWord || !isIdent(p.tok.Text) {
+		p.errorf(p.tok.Pos, "define needs a variable name, found %s", p.tok.describe())
+		p.sync()
+		return
+	}
+	name, pos := p.tok.Text, p.tok.Pos
+	p.next()
+	if p.tok.Kind != tAssign {
+		p.errorf(p.tok.Pos, "expected '=' after define %s, found %s", name, p.tok.describe())
+		p.sync()
+		return
+	}
+	p.next()
+	var toks []token
+	p.rec = &toks
+	v := p.parseValue(false)
+	p.rec = nil
+	if v == nil {
+		p.sync()
+		return
+	}
+	if !p.expectEnd("the value of " + name) {
+		return
+	}
+	if old, ok := p.st.vars[name]; ok {
+		p.errorf(pos, "variable %s redefined (first defined at %s)", name, old.Pos)
+		return
+	}
+	p.st.vars[name] = &variable{Name: name, Pos: pos, Val: v, Text: p.render(toks)}
+}
+
+func isIdent(s string) bool {
+	if s == "" || !isLetter(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isLetter(s[i]) && !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) parseInclude() {
+	pos := p.tok.Pos
+	p.next()
+	if p.tok.Kind != tString {
+		p.errorf(p.tok.Pos, "include needs a quoted file name, found %s", p.tok.describe())
+		p.sync()
+		return
+	}
+	name := p.tok.Text
+	p.next()
+	if !p.expectEnd("include") {
+		return
+	}
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(p.file), path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	for i, f := range p.st.stack {
+		if f == abs {
+			chain := append(append([]string{}, p.st.stack[i:]...), abs)
+			for j := range chain {
+				chain[j] = filepath.Base(chain[j])
+			}
+			p.errorf(pos, "include cycle: %s", strings.Join(chain, " includes "))
+			return
+		}
+	}
+	if len(p.st.stack) >= maxIncludeDepth {
+		p.errorf(pos, "include %q: includes nested more than %d deep", name, maxIncludeDepth)
+		return
+	}
+	src, err := readLimited(path)
+	if err != nil {
+		p.errorf(pos, "include %q: %s", name, strings.TrimPrefix(err.Error(), "read rules: "))
+		return
+	}
+	p.st.stack = append(p.st.stack, abs)
+	p.st.parseFile(path, src, pos)
+	p.st.stack = p.st.stack[:len(p.st.stack)-1]
+}
+
+func (p *parser) parseBlock(h Hook) {
+	b := &Block{Pos: p.tok.Pos, Hook: h}
+	p.next()
+	if h.Family() == FamilyNetdev {
+		switch p.tok.Kind {
+		case tString, tWord, tVar:
+			dpos := p.tok.Pos
+			v := p.parseAtomOrVar()
+			if v != nil {
+				if v.Kind != rvAtom {
+					p.errorf(dpos, "%s needs one device name", h)
+				} else if msg := checkIfname(v.Text, false); msg != "" {
+					p.errorf(dpos, "device %s", msg)
+				} else {
+					b.Device = v.Text
+				}
+			}
+		default:
+			p.errorf(p.tok.Pos, "%s needs a device: %s \"eth0\" { ... }", h, h)
+		}
+	} else if p.tok.Kind == tString || p.tok.Kind == tVar {
+		p.errorf(p.tok.Pos, "%s is an inet hook and takes no device (only ingress and egress do)", h)
+		p.next()
+	}
+	p.skipNewlinesOnly()
+	if p.tok.Kind != tLBrace {
+		p.errorf(p.tok.Pos, "expected '{' to open the %s block, found %s", h, p.tok.describe())
+		p.sync()
+		if p.tok.Kind == tRBrace {
+			p.next()
+		}
+		return
+	}
+	p.next()
+	for {
+		p.skipNewlines()
+		switch {
+		case p.tok.Kind == tRBrace:
+			p.next()
+			p.st.rs.Blocks = append(p.st.rs.Blocks, b)
+			return
+		case p.tok.Kind == tEOF:
+			p.errorf(b.Pos, "%s block is not closed: missing '}'", h)
+			return
+		case p.isWord("define"):
+			p.parseDefine()
+		default:
+			if r := p.parseRule(b); r != nil {
+				b.Rules = append(b.Rules, r)
+				p.st.rules++
+			}
+		}
+	}
+}
+
+func (p *parser) skipNewlinesOnly() {
+	for p.tok.Kind == tNewline {
+		p.next()
+	}
+}
+
+// parseAtomOrVar parses a device or destination name: a word, a string or a
+// variable holding one.
+func (p *parser) parseAtomOrVar() *rawVal {
+	switch p.tok.Kind {
+	case tWord, tString:
+		v := &rawVal{Kind: rvAtom, Pos: p.tok.Pos, Text: p.tok.Text, Quoted: p.tok.Kind == tString}
+		p.next()
+		return v
+	case tVar:
+		return p.expandVar()
+	}
+	p.errorf(p.tok.Pos, "expected a name, found %s", p.tok.describe())
+	return nil
+}
+
+// expandVar returns the value of the variable at the current token.
+func (p *parser) expandVar() *rawVal {
+	name, pos := p.tok.Text, p.tok.Pos
+	p.next()
+	v, ok := p.st.vars[name]
+	if !ok {
+		names := make([]string, 0, len(p.st.vars))
+		for n := range p.st.vars {
+			names = append(names, n)
+		}
+		p.errorf(pos, "undefined variable $%s%s", name, suggestVar(name, names))
+		return nil
+	}
+	return v.Val.at(pos)
+}
+
+func suggestVar(name string, names []string) string {
+	s := suggest(name, names)
+	if s == "" {
+		return ""
+	}
+	return strings.Replace(s, "mean ", "mean $", 1)
+}
+
+// parseValue parses a value: an atom, a range, a prefix, a set, a variable,
+// or (outside sets) a comma list of bitmask values.
+func (p *parser) parseValue(inSet bool) *rawVal {
+	var v *rawVal
+	switch p.tok.Kind {
+	case tLBrace:
+		v = p.parseSet()
+	case tVar:
+		v = p.expandVar()
+	case tString:
+		v = &rawVal{Kind: rvAtom, Pos: p.tok.Pos, Text: p.tok.Text, Quoted: true}
+		p.next()
+	case tWord:
+		v = &rawVal{Kind: rvAtom, Pos: p.tok.Pos, Text: p.tok.Text}
+		p.next()
+	default:
+		p.errorf(p.tok.Pos, "expected a value, found %s", p.tok.describe())
+		return nil
+	}
+	if v == nil {
+		return nil
+	}
+	switch p.tok.Kind {
+	case tSlash:
+		if v.Kind != rvAtom {
+			p.errorf(p.tok.Pos, "only an address can have a prefix length")
+			return nil
+		}
+		p.next()
+		if p.tok.Kind != tWord {
+			p.errorf(p.tok.Pos, "expected a prefix length after '/', found %s", p.tok.describe())
+			return nil
+		}
+		v = &rawVal{Kind: rvPrefix, Pos: v.Pos, Lo: v, Bits: p.tok.Text}
+		p.next()
+	case tDash:
+		if v.Kind != rvAtom {
+			p.errorf(p.tok.Pos, "a range needs a single value on each side of '-'")
+			return nil
+		}
+		p.next()
+		hi := p.parseValue(true)
+		if hi == nil {
+			return nil
+		}
+		if hi.Kind != rvAtom {
+			p.errorf(hi.Pos, "a range needs a single value on each side of '-'")
+			return nil
+		}
+		v = &rawVal{Kind: rvRange, Pos: v.Pos, Lo: v, Hi: hi}
+	}
+	if !inSet && p.tok.Kind == tComma {
+		list := &rawVal{Kind: rvList, Pos: v.Pos, Elems: []*rawVal{v}}
+		for p.tok.Kind == tComma {
+			p.next()
+			e := p.parseValue(true)
+			if e == nil {
+				return nil
+			}
+			list.Elems = append(list.Elems, e)
+		}
+		v = list
+	}
+	return v
+}
+
+// parseSet parses "{ a, b-c, $set, ... }", flattening nested sets.
+func (p *parser) parseSet() *rawVal {
+	set := &rawVal{Kind: rvSet, Pos: p.tok.Pos}
+	p.next() // {
+	for {
+		p.skipNewlinesOnly()
+		if p.tok.Kind == tRBrace {
+			break
+		}
+		e := p.parseValue(true)
+		if e == nil {
+			return nil
+		}
+		if e.Kind == rvSet {
+			set.Elems = append(set.Elems, e.Elems...)
+		} else {
+			set.Elems = append(set.Elems, e)
+		}
+		p.skipNewlinesOnly()
+		if p.tok.Kind == tComma {
+			p.next()
+			continue
+		}
+		if p.tok.Kind != tRBrace {
+			p.errorf(p.tok.Pos, "expected ',' or '}' in set, found %s", p.tok.describe())
+			return nil
+		}
+	}
+	p.next() // }
+	if len(set.Elems) == 0 {
+		p.errorf(set.Pos, "empty set: a set needs at least one element")
+		return nil
+	}
+	return set
+}
+
+// render joins recorded tokens into one line of source text, expanding
+// variables.
+func (p *parser) render(toks []token) string {
+	var b strings.Builder
+	pendingSpace := false
+	for _, t := range toks {
+		if t.Kind == tNewline {
+			pendingSpace = true
+			continue
+		}
+		if b.Len() > 0 && (t.Space || pendingSpace) {
+			b.WriteByte(' ')
+		}
+		pendingSpace = false
+		if t.Kind == tVar {
+			if v, ok := p.st.vars[t.Text]; ok {
+				b.WriteString(v.Text)
+				continue
+			}
+		}
+		b.WriteString(t.source())
+	}
+	return b.String()
+}
+
+// matchKeywords are the words a match may start with, for suggestions.
+func matchKeywords() []string {
+	out := []string{"limit", "numgen", "mirror"}
+	for name := range Fields {
+		out = append(out, name)
+	}
+	return out
+}
+
+// protoFields lists the second words of the fields under each first word
+// ("tcp" -> dport, sport, flags).
+func protoFields(first string) []string {
+	var out []string
+	for name := range Fields {
+		if a, b, ok := strings.Cut(name, " "); ok && a == first {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// parseRule parses one rule of block b. It returns nil after reporting
+// errors; it always stops at the end of the statement.
+func (p *parser) parseRule(b *Block) *Rule {
+	var toks []token
+	p.rec = &toks
+	defer func() { p.rec = nil }()
+	r := &Rule{Pos: p.tok.Pos}
+	ok := true
+	for !p.atEnd() && !p.isWord("mirror") {
+		m := p.parseMatch()
+		if m == nil {
+			p.sync()
+			return nil
+		}
+		r.Matches = append(r.Matches, m)
+	}
+	if !p.isWord("mirror") {
+		p.errorf(r.Pos, "rule has no mirror statement: end it with \"mirror to DEVICE\"")
+		return nil
+	}
+	for p.isWord("mirror") {
+		m := p.parseMirror()
+		if m == nil {
+			p.sync()
+			return nil
+		}
+		r.Mirrors = append(r.Mirrors, m)
+	}
+	if !p.atEnd() {
+		p.errorf(p.tok.Pos, "unexpected %s after mirror: mirror statements end a rule", p.tok.describe())
+		p.sync()
+		return nil
+	}
+	r.Text = p.render(toks)
+	if !p.checkRule(b, r) {
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return r
+}
+
+// parseMatch parses one match expression.
+func (p *parser) parseMatch() Match {
+	if p.tok.Kind != tWord {
+		p.errorf(p.tok.Pos, "expected a match or \"mirror to\", found %s", p.tok.describe())
+		return nil
+	}
+	pos, w := p.tok.Pos, p.tok.Text
+	switch w {
+	case "limit":
+		return p.parseLimit()
+	case "numgen":
+		return p.parseNumgen()
+	}
+	var f *Field
+	if nt := p.peek(); nt.Kind == tWord {
+		f = Fields[w+" "+nt.Text]
+		if f != nil {
+			p.next()
+		}
+	}
+	if f == nil {
+		f = Fields[w]
+		if f == nil || strings.Contains(w, " ") {
+			if subs := protoFields(w); len(subs) > 0 {
+				nt := p.peek()
+				p.errorf(nt.Pos, "unknown %s field %s%s", w, nt.describe(), suggest(nt.Text, subs))
+			} else {
+				p.errorf(pos, "unknown keyword %q%s", w, suggest(w, matchKeywords()))
+			}
+			return nil
+		}
+	}
+	p.next()
+	c := &Compare{Pos: pos, Field: f}
+	if p.isWord("and") || p.tok.Kind == tAmp {
+		mpos := p.tok.Pos
+		p.next()
+		switch f.Type {
+		case TypeMark, TypeInteger, TypeTCPFlags, TypeCtState:
+		default:
+			p.errorf(mpos, "%s cannot be masked: \"and\" applies to marks, integers and flags", f.Name)
+			return nil
+		}
+		raw := p.parseMaskValue()
+		if raw == nil {
+			return nil
+		}
+		d, ok := p.typeSingle(f, raw)
+		if !ok {
+			return nil
+		}
+		c.Mask = &d
+	}
+	c.Op = p.parseOp()
+	raw := p.parseValue(false)
+	if raw == nil {
+		return nil
+	}
+	v, ok := p.typeValue(f, c.Op, raw)
+	if !ok {
+		return nil
+	}
+	c.Value = v
+	return c
+}
+
+// parseMaskValue parses a mask: a value, "a|b" or "(a|b)".
+func (p *parser) parseMaskValue() *rawVal {
+	paren := p.tok.Kind == tLParen
+	if paren {
+		p.next()
+	}
+	first := p.parseValue(true)
+	if first == nil {
+		return nil
+	}
+	v := first
+	if p.tok.Kind == tPipe || p.tok.Kind == tComma {
+		v = &rawVal{Kind: rvList, Pos: first.Pos, Elems: []*rawVal{first}}
+		for p.tok.Kind == tPipe || p.tok.Kind == tComma {
+			p.next()
+			e := p.parseValue(true)
+			if e == nil {
+				return nil
+			}
+			v.Elems = append(v.Elems, e)
+		}
+	}
+	if paren {
+		if p.tok.Kind != tRParen {
+			p.errorf(p.tok.Pos, "expected ')' to close the mask, found %s", p.tok.describe())
+			return nil
+		}
+		p.next()
+	}
+	return v
+}
+
+var wordOps = map[string]Op{"eq": OpEq, "ne": OpNeq, "lt": OpLt, "gt": OpGt, "le": OpLte, "ge": OpGte}
+
+// parseOp parses an optional relational operator.
+func (p *parser) parseOp() Op {
+	if p.tok.Kind == tOp {
+		for i, n := range opNames {
+			if n == p.tok.Text && i > 0 {
+				p.next()
+				return Op(i)
+			}
+		}
+	}
+	if p.tok.Kind == tWord {
+		if op, ok := wordOps[p.tok.Text]; ok {
+			p.next()
+			return op
+		}
+	}
+	return OpImplicit
+}
+
+// parseUint parses a decimal or 0x hexadecimal unsigned integer.
+func parseUint(s string, bits int) (uint64, bool) {
+	base := 10
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		s, base = s[2:], 16
+	}
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		if n > (1<<64-1-d)/uint64(base) {
+			return 0, false
+		}
+		n = n*uint64(base) + d
+	}
+	if bits < 64 && n >= 1<<bits {
+		return n, false
+	}
+	return n, true
+}
+
+var rateUnits = map[string]LimitUnit{"second": PerSecond, "minute": PerMinute, "hour": PerHour, "day": PerDay, "week": PerWeek}
+
+// parseLimit parses "limit rate [over] N/UNIT [burst N packets]".
+func (p *parser) parseLimit() Match {
+	l := &Limit{Pos: p.tok.Pos}
+	p.next()
+	if !p.isWord("rate") {
+		p.errorf(p.tok.Pos, "expected \"rate\" after limit, found %s", p.tok.describe())
+		return nil
+	}
+	p.next()
+	if p.isWord("over") {
+		l.Over = true
+		p.next()
+	}
+	if p.isWord("until") {
+		p.next()
+	}
+	if p.tok.Kind != tWord {
+		p.errorf(p.tok.Pos, "expected a rate such as 10/second, found %s", p.tok.describe())
+		return nil
+	}
+	n, ok := parseUint(p.tok.Text, 64)
+	if !ok || n == 0 {
+		p.errorf(p.tok.Pos, "limit rate must be a positive integer, not %q", p.tok.Text)
+		return nil
+	}
+	l.Rate = n
+	p.next()
+	if p.tok.Kind != tSlash {
+		if p.tok.Kind == tWord && strings.HasSuffix(p.tok.Text, "bytes") {
+			p.errorf(p.tok.Pos, "byte rates are not supported: limit packets, e.g. 100/second")
+		} else {
+			p.errorf(p.tok.Pos, "expected '/' and a unit after the rate, found %s", p.tok.describe())
+		}
+		return nil
+	}
+	p.next()
+	u, ok := rateUnits[p.tok.Text]
+	if p.tok.Kind != tWord || !ok {
+		p.errorf(p.tok.Pos, "unknown rate unit %s: use second, minute, hour, day or week%s", p.tok.describe(), suggest(p.tok.Text, []string{"second", "minute", "hour", "day", "week"}))
+		return nil
+	}
+	l.Unit = u
+	p.next()
+	if p.isWord("burst") {
+		p.next()
+		b, ok := parseUint(p.tok.Text, 32)
+		if p.tok.Kind != tWord || !ok || b == 0 {
+			p.errorf(p.tok.Pos, "burst must be a positive 32-bit integer, found %s", p.tok.describe())
+			return nil
+		}
+		l.Burst = uint32(b)
+		p.next()
+		if !p.isWord("packets") {
+			p.errorf(p.tok.Pos, "expected \"packets\" after the burst size, found %s", p.tok.describe())
+			return nil
+		}
+		p.next()
+	}
+	return l
+}
+
+// parseNumgen parses "numgen random mod N [OP] M".
+func (p *parser) parseNumgen() Match {
+	s := &Sample{Pos: p.tok.Pos}
+	p.next()
+	if !p.isWord("random") {
+		p.errorf(p.tok.Pos, "expected \"random\" after numgen (only random sampling is supported), found %s", p.tok.describe())
+		return nil
+	}
+	p.next()
+	if !p.isWord("mod") {
+		p.errorf(p.tok.Pos, "expected \"mod\" after numgen random, found %s", p.tok.describe())
+		return nil
+	}
+	p.next()
+	n, ok := parseUint(p.tok.Text, 32)
+	if p.tok.Kind != tWord || !ok || n == 0 {
+		p.errorf(p.tok.Pos, "numgen modulus must be an integer from 1 to 4294967295, found %s", p.tok.describe())
+		return nil
+	}
+	s.Mod = uint32(n)
+	p.next()
+	s.Op = p.parseOp()
+	m, ok := parseUint(p.tok.Text, 32)
+	if p.tok.Kind != tWord || !ok {
+		p.errorf(p.tok.Pos, "expected a number to compare numgen with, found %s", p.tok.describe())
+		return nil
+	}
+	if m >= n && (s.Op == OpImplicit || s.Op == OpEq || s.Op == OpGte || s.Op == OpGt) {
+		p.errorf(p.tok.Pos, "numgen random mod %d yields 0 to %d: %s %d never matches", n, n-1, s.Op, m)
+		return nil
+	}
+	s.Value = uint32(m)
+	p.next()
+	return s
+}
+
+// parseMirror parses "mirror to DEST [snaplen N] [lossless]".
+func (p *parser) parseMirror() *Mirror {
+	m := &Mirror{Pos: p.tok.Pos}
+	p.next()
+	if !p.isWord("to") {
+		p.errorf(p.tok.Pos, "expected \"to\" after mirror, found %s", p.tok.describe())
+		return nil
+	}
+	p.next()
+	dpos := p.tok.Pos
+	if p.atEnd() {
+		p.errorf(dpos, "mirror to needs a destination interface")
+		return nil
+	}
+	v := p.parseAtomOrVar()
+	if v == nil {
+		return nil
+	}
+	if v.Kind != rvAtom {
+		p.errorf(dpos, "mirror to needs one interface name")
+		return nil
+	}
+	if msg := checkIfname(v.Text, false); msg != "" {
+		p.errorf(dpos, "mirror destination %s", msg)
+		return nil
+	}
+	m.Dest = v.Text
+	seenSnap, seenLossless := false, false
+	for {
+		switch {
+		case p.isWord("snaplen") && !seenSnap:
+			seenSnap = true
+			p.next()
+			n, ok := parseUint(p.tok.Text, 32)
+			if p.tok.Kind != tWord || !ok || n == 0 || n > 65535 {
+				p.errorf(p.tok.Pos, "snaplen must be from 1 to 65535 bytes, found %s", p.tok.describe())
+				return nil
+			}
+			m.Snaplen = uint32(n)
+			p.next()
+		case p.isWord("lossless") && !seenLossless:
+			seenLossless = true
+			m.Lossless = true
+			p.next()
+		default:
+			return m
+		}
+	}
+}
