@@ -1,0 +1,305 @@
+package mirror
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// headroom is the room left in front of every packet the segmenter emits, so
+// that a sink can write an Ethernet header there without copying.
+const headroom = 14
+
+// TCP flags the segmenter treats specially.
+const (
+	tcpFIN = 0x01
+	tcpPSH = 0x08
+	tcpCWR = 0x80
+)
+
+var zeroHeadroom [headroom]byte
+
+// errTooSmallMTU is returned when the headers alone do not fit the MTU.
+var errTooSmallMTU = errors.New("headers do not fit the port MTU")
+
+// segmenter turns one IP copy into the packets to put on a port: the copy
+// itself with its checksums recomputed, or, when it is larger than the MTU,
+// TCP segments or IP fragments. It reuses its buffers: what split returns is
+// valid until the next call. It is not safe for concurrent use.
+type segmenter struct {
+	buf    []byte
+	offs   []int // start of each frame in buf (headroom included), then the end
+	frames [][]byte
+	fragID uint32 // next IPv6 fragment identification
+}
+
+// split returns the packets to send for the IP packet pkt on a port with the
+// given MTU, each preceded by headroom spare bytes: frame[headroom:] is the
+// IP packet. A truncated copy is returned as it is.
+func (s *segmenter) split(pkt []byte, mtu int, truncated bool) ([][]byte, error) {
+	s.buf = s.buf[:0]
+	s.offs = s.offs[:0]
+	l, ok := parseIP(pkt)
+	switch {
+	case truncated || !ok:
+		// As seen: a truncated copy cannot be checksummed or segmented.
+		s.emit(pkt)
+	case l.end <= mtu:
+		s.emit(pkt[:l.end])
+		fixChecksums(s.buf[s.offs[0]+headroom:])
+	case l.proto == protoTCP && l.whole:
+		if err := s.tcp(pkt, l, mtu); err != nil {
+			return nil, err
+		}
+	case l.v4:
+		if err := s.frag4(pkt, l, mtu); err != nil {
+			return nil, err
+		}
+	default:
+		if err := s.frag6(pkt, l, mtu); err != nil {
+			return nil, err
+		}
+	}
+	s.offs = append(s.offs, len(s.buf))
+	s.frames = s.frames[:0]
+	for i := 0; i+1 < len(s.offs); i++ {
+		s.frames = append(s.frames, s.buf[s.offs[i]:s.offs[i+1]])
+	}
+	return s.frames, nil
+}
+
+// emit starts a new frame holding headroom and then the parts given.
+func (s *segmenter) emit(parts ...[]byte) []byte {
+	start := len(s.buf)
+	s.offs = append(s.offs, start)
+	s.buf = append(s.buf, zeroHeadroom[:]...)
+	for _, p := range parts {
+		s.buf = append(s.buf, p...)
+	}
+	return s.buf[start+headroom:]
+}
+
+// grow makes room for n more bytes so that emit does not reallocate while
+// earlier frames are still being patched.
+func (s *segmenter) grow(n int) {
+	if cap(s.buf)-len(s.buf) < n {
+		nb := make([]byte, len(s.buf), len(s.buf)+n)
+		copy(nb, s.buf)
+		s.buf = nb
+	}
+}
+
+// tcp splits a TCP super-packet into MSS-sized segments: sequence numbers
+// advance, FIN and PSH stay on the last segment only, CWR on the first only,
+// IPv4 ids increase by one per segment, and every length and checksum is
+// recomputed.
+func (s *segmenter) tcp(pkt []byte, l ipLayout, mtu int) error {
+	if l.hdrLen+20 > l.end {
+		return fmt.Errorf("tcp header: %w", errShort)
+	}
+	thl := int(pkt[l.hdrLen+12]>>4) * 4
+	if thl < 20 || l.hdrLen+thl > l.end {
+		return fmt.Errorf("tcp header length %d: %w", thl, errShort)
+	}
+	hdrs := l.hdrLen + thl
+	mss := mtu - hdrs
+	if mss <= 0 {
+		return fmt.Errorf("segment tcp for mtu %d: %w", mtu, errTooSmallMTU)
+	}
+	payload := pkt[hdrs:l.end]
+	n := (len(payload) + mss - 1) / mss
+	s.grow(len(payload) + n*(headroom+hdrs))
+	seq := binary.BigEndian.Uint32(pkt[l.hdrLen+4:])
+	flags := pkt[l.hdrLen+13]
+	var id uint16
+	if l.v4 {
+		id = binary.BigEndian.Uint16(pkt[4:])
+	}
+	for i, off := 0, 0; off < len(payload); i, off = i+1, off+mss {
+		chunk := payload[off:min(off+mss, len(payload))]
+		seg := s.emit(pkt[:hdrs], chunk)
+		if l.v4 {
+			binary.BigEndian.PutUint16(seg[2:], uint16(len(seg)))
+			binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
+			ipv4HeaderChecksum(seg[:l.hdrLen])
+		} else {
+			binary.BigEndian.PutUint16(seg[4:], uint16(len(seg)-40))
+		}
+		th := seg[l.hdrLen:]
+		binary.BigEndian.PutUint32(th[4:], seq+uint32(off))
+		f := flags
+		if off+len(chunk) < len(payload) {
+			f &^= tcpFIN | tcpPSH
+		}
+		if i > 0 {
+			f &^= tcpCWR
+		}
+		th[13] = f
+		l4Checksum(seg, protoTCP, th)
+	}
+	return nil
+}
+
+// errShort reports a packet shorter than its headers say.
+var errShort = errors.New("packet shorter than its headers")
+
+// frag4 splits an IPv4 packet into fragments of at most mtu bytes, after
+// recomputing its L4 checksum when the packet is whole. A packet that is
+// already a fragment is split further (offsets add up, the last piece keeps
+// the original MF bit). DF is ignored: this is a copy.
+func (s *segmenter) frag4(pkt []byte, l ipLayout, mtu int) error {
+	ihl := l.hdrLen
+	per := (mtu - ihl) &^ 7
+	if per <= 0 {
+		return fmt.Errorf("fragment ipv4 for mtu %d: %w", mtu, errTooSmallMTU)
+	}
+	data := pkt[ihl:l.end]
+	n := (len(data) + per - 1) / per
+	s.grow(len(data) + n*(headroom+ihl))
+	fo := binary.BigEndian.Uint16(pkt[6:])
+	base := int(fo&0x1fff) * 8
+	lastMF := fo & 0x2000
+	// Non-first fragments carry only the options with the copied bit.
+	var optBuf [40]byte
+	later := laterOptions(optBuf[:0], pkt[20:ihl])
+	var hdr2 [60]byte
+	copy(hdr2[:], pkt[:20])
+	copy(hdr2[20:], later)
+	ihl2 := 20 + len(later)
+	hdr2[0] = 0x40 | byte(ihl2/4)
+	for off := 0; off < len(data); off += per {
+		chunk := data[off:min(off+per, len(data))]
+		var f []byte
+		if off == 0 {
+			f = s.emit(pkt[:ihl], chunk)
+		} else {
+			f = s.emit(hdr2[:ihl2], chunk)
+		}
+		h := f[:ihl]
+		if off > 0 {
+			h = f[:ihl2]
+		}
+		mf := uint16(0x2000)
+		if off+len(chunk) == len(data) {
+			mf = lastMF
+		}
+		binary.BigEndian.PutUint16(h[2:], uint16(len(f)))
+		binary.BigEndian.PutUint16(h[6:], fo&0x4000|mf|uint16((base+off)/8))
+		ipv4HeaderChecksum(h)
+	}
+	// The L4 checksum of a whole packet covers all of it: compute it over
+	// the original data and store it in the first fragment.
+	if l.whole && (l.proto == protoTCP || l.proto == protoUDP) {
+		at := 6
+		if l.proto == protoTCP {
+			at = 16
+		}
+		if len(data) >= at+2 {
+			c := l4Sum(pkt, l.proto, data, at)
+			binary.BigEndian.PutUint16(s.buf[s.offs[0]+headroom+ihl+at:], c)
+		}
+	}
+	return nil
+}
+
+// l4Sum computes the TCP or UDP checksum of seg under the IP header ip
+// without modifying seg (the checksum field at offset at counts as zero).
+func l4Sum(ip []byte, proto uint8, seg []byte, at int) uint16 {
+	sum := pseudoSum(ip, proto, len(seg))
+	sum = csumAdd(sum, seg[:at])
+	sum = csumAdd(sum, seg[at+2:])
+	if at&1 == 1 {
+		panic("odd checksum offset")
+	}
+	c := csumFold(sum)
+	if c == 0 && proto == protoUDP {
+		c = 0xffff
+	}
+	return c
+}
+
+// laterOptions appends to dst the IPv4 options of opts that are copied into
+// every fragment, padded to a multiple of 4 bytes.
+func laterOptions(dst, opts []byte) []byte {
+	for i := 0; i < len(opts); {
+		t := opts[i]
+		if t == 0 { // end of options
+			break
+		}
+		if t == 1 { // no-op
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+			break
+		}
+		n := int(opts[i+1])
+		if t&0x80 != 0 {
+			dst = append(dst, opts[i:i+n]...)
+		}
+		i += n
+	}
+	for len(dst)%4 != 0 {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// frag6 splits an IPv6 packet into fragments with a fragment header after
+// its unfragmentable part, after recomputing its L4 checksum.
+func (s *segmenter) frag6(pkt []byte, l ipLayout, mtu int) error {
+	if !l.whole {
+		return fmt.Errorf("fragment an ipv6 packet that is a fragment already: %w", errors.ErrUnsupported)
+	}
+	uf := l.unfrag
+	per := (mtu - uf - 8) &^ 7
+	if per <= 0 {
+		return fmt.Errorf("fragment ipv6 for mtu %d: %w", mtu, errTooSmallMTU)
+	}
+	// The next-header byte that must name the fragment header: in the
+	// fixed header, or in the last unfragmentable extension header.
+	nhAt := 6
+	for at := 40; at < uf; at += (int(pkt[at+1]) + 1) * 8 {
+		nhAt = at
+	}
+	nh := pkt[nhAt]
+	data := pkt[uf:l.end]
+	var sum uint16
+	var sumAt int
+	if (l.proto == protoTCP || l.proto == protoUDP) && l.hdrLen < l.end {
+		sumAt = 6
+		if l.proto == protoTCP {
+			sumAt = 16
+		}
+		if l.hdrLen+sumAt+2 <= l.end {
+			sum = l4Sum(pkt, l.proto, pkt[l.hdrLen:l.end], sumAt)
+			sumAt += l.hdrLen - uf // offset in data
+		} else {
+			sumAt = -1
+		}
+	} else {
+		sumAt = -1
+	}
+	n := (len(data) + per - 1) / per
+	s.grow(len(data) + n*(headroom+uf+8))
+	s.fragID++
+	id := s.fragID
+	var fh [8]byte
+	fh[0] = nh
+	binary.BigEndian.PutUint32(fh[4:], id)
+	for off := 0; off < len(data); off += per {
+		chunk := data[off:min(off+per, len(data))]
+		m := uint16(1)
+		if off+len(chunk) == len(data) {
+			m = 0
+		}
+		binary.BigEndian.PutUint16(fh[2:], uint16(off)|m)
+		f := s.emit(pkt[:uf], fh[:], chunk)
+		f[nhAt] = protoFragment
+		binary.BigEndian.PutUint16(f[4:], uint16(len(f)-40))
+		if sumAt >= off && sumAt+2 <= off+len(chunk) {
+			binary.BigEndian.PutUint16(f[uf+8+sumAt-off:], sum)
+		}
+	}
+	return nil
+}
