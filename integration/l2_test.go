@@ -1,0 +1,69 @@
+package integration
+
+import (
+	"encoding/hex"
+	"sort"
+	"testing"
+	"time"
+)
+
+// TestMirrorL2Exact mirrors every frame of a device from netdev ingress and
+// egress and checks the monitor receives exactly those frames, byte for byte,
+// Ethernet header included.
+func TestMirrorL2Exact(t *testing.T) {
+	l := newLab(t)
+	m := l.apply(`
+ingress "eth0" {
+    mirror to "span0"
+}
+egress "eth0" {
+    mirror to "span0"
+}
+`)
+	ref := l.capture(l.router, "eth0", "", "")
+	mon := l.capture(l.monitor, "mon0", "in", "")
+
+	l.in(l.client, "ip", "neigh", "flush", "dev", "c0") // an ARP exchange, both ways
+	l.in(l.client, "ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.2")
+	l.in(l.client, "ping", "-6", "-c", "5", "-i", "0.05", "-W", "2", "2001:db8:2::2")
+	l.in(l.client, "ping", "-c", "3", "-s", "1400", "-i", "0.05", "-W", "2", "198.18.1.1")
+	time.Sleep(time.Second)
+
+	want := ref.frames()
+	got := mon.frames()
+	if len(want) < 26 {
+		t.Fatalf("reference capture on eth0 has only %d frames: the traffic did not run", len(want))
+	}
+	if missing, extra := diffFrames(got, want); len(missing)+len(extra) > 0 {
+		t.Errorf("mirror has %d frames, eth0 %d; missing %d %v; extra %d %v", len(got), len(want), len(missing), missing, len(extra), extra)
+	}
+	m.stop()
+}
+
+// diffFrames compares two multisets of frames byte for byte.
+func diffFrames(got, want [][]byte) (missing, extra []string) {
+	count := map[string]int{}
+	for _, f := range want {
+		count[hex.EncodeToString(f)]++
+	}
+	for _, f := range got {
+		count[hex.EncodeToString(f)]--
+	}
+	short := func(k string) string {
+		if len(k) > 80 {
+			return k[:80] + "..."
+		}
+		return k
+	}
+	for k, n := range count {
+		for ; n > 0; n-- {
+			missing = append(missing, short(k))
+		}
+		for ; n < 0; n++ {
+			extra = append(extra, short(k))
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	return head(missing), head(extra)
+}

@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// txPackets reads a link's transmitted-packets counter.
+func (l *lab) txPackets(ns, dev string) int {
+	l.t.Helper()
+	out := l.in(ns, "cat", "/sys/class/net/"+dev+"/statistics/tx_packets")
+	n, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		l.t.Fatalf("tx_packets of %s: %q", dev, out)
+	}
+	return n
+}
+
+// TestNoLoopWithoutFilter: "postrouting { mirror to span0 }" copies every
+// packet leaving the router, and the copies themselves leave the router too:
+// they must not be copied again. The port sends exactly one copy per
+// forwarded packet.
+func TestNoLoopWithoutFilter(t *testing.T) {
+	l := newLab(t)
+	m := l.apply("postrouting {\n    mirror to \"span0\"\n}\n")
+	mon := l.capture(l.monitor, "mon0", "in", "")
+	eth0, eth1 := l.txPackets(l.router, "eth0"), l.txPackets(l.router, "eth1")
+	span := l.txPackets(l.router, "span0")
+	l.in(l.client, "ping", "-c", "20", "-i", "0.02", "-W", "2", "198.18.2.2")
+	time.Sleep(time.Second)
+	sent := l.txPackets(l.router, "eth0") - eth0 + l.txPackets(l.router, "eth1") - eth1
+	copies := l.txPackets(l.router, "span0") - span
+	if copies != sent {
+		t.Errorf("the router sent %d packets on eth0+eth1 and %d copies on span0, want equal (a loop amplifies, a loss shrinks)", sent, copies)
+	}
+	if got := len(mon.frames()); got != copies {
+		t.Errorf("the monitor received %d frames, span0 sent %d", got, copies)
+	}
+	if sent < 40 {
+		t.Errorf("only %d packets forwarded: the pings did not run", sent)
+	}
+	m.stop()
+}
+
+// TestStoppedConsumerNeverHurtsTraffic: with nfmirror stopped (SIGSTOP),
+// forwarding goes on for both the best-effort and the lossless (NFQUEUE,
+// fail-open) rules; after SIGCONT it mirrors again and counts what it lost.
+func TestStoppedConsumerNeverHurtsTraffic(t *testing.T) {
+	l := newLab(t)
+	m := l.apply(`
+forward {
+    icmp type echo-request mirror to "span0"
+    icmpv6 type echo-request mirror to "span0" lossless
+}
+`)
+	m.signal(syscall.SIGSTOP)
+	defer m.signal(syscall.SIGCONT)
+	for _, args := range [][]string{
+		{"ping", "-c", "200", "-i", "0.002", "-W", "2", "-q", "198.18.2.2"},
+		{"ping", "-6", "-c", "200", "-i", "0.002", "-W", "2", "-q", "2001:db8:2::2"},
+	} {
+		out, _ := l.try(l.client, args...)
+		if !regexp.MustCompile(`200 packets transmitted, 200 received`).MatchString(out) {
+			t.Errorf("while nfmirror was stopped, %v lost packets:\n%s", args, out)
+		}
+	}
+	m.signal(syscall.SIGCONT)
+	mon := l.capture(l.monitor, "mon0", "in", "icmp or icmp6")
+	l.in(l.client, "ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.2")
+	l.in(l.client, "ping", "-6", "-c", "5", "-i", "0.05", "-W", "2", "2001:db8:2::2")
+	time.Sleep(500 * time.Millisecond)
+	if n := len(ipPackets(mon.frames(), func(p l3) bool { return p.icmpTy == 8 || p.icmpTy == 128 })); n < 10 {
+		t.Errorf("after SIGCONT the monitor saw %d echo requests, want at least the 10 new ones", n)
+	}
+	m.stop()
+}
+
+// TestMirrorPortComesBack: the mirror port disappears while nfmirror runs
+// (its veth deleted) and comes back; nfmirror keeps running, counts the
+// copies it could not send, and mirrors again once the port is back.
+func TestMirrorPortComesBack(t *testing.T) {
+	l := newLab(t)
+	m := l.apply("forward {\n    icmp type echo-request mirror to \"span0\"\n}\n")
+	l.in(l.router, "ip", "link", "del", "span0")
+	l.in(l.client, "ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.2")
+	select {
+	case <-m.done:
+		t.Fatalf("nfmirror exited when its port disappeared:\n%s", m.stderrText())
+	case <-time.After(300 * time.Millisecond):
+	}
+	l.must("ip", "link", "add", "span0", "netns", l.router, "type", "veth", "peer", "name", "mon0", "netns", l.monitor)
+	l.in(l.router, "ip", "link", "set", "span0", "up")
+	l.in(l.monitor, "ip", "link", "set", "mon0", "up", "promisc", "on")
+	mon := l.capture(l.monitor, "mon0", "in", "icmp")
+	waitFor(t, 5*time.Second, "mirroring to resume", func() bool {
+		l.in(l.client, "ping", "-c", "1", "-W", "1", "198.18.2.2")
+		st := m.status()
+		for _, d := range st["destinations"].([]any) {
+			if d.(map[string]any)["packets"].(float64) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(ipPackets(mon.frames(), func(p l3) bool { return p.icmpTy == 8 })); n == 0 {
+		t.Errorf("the monitor saw no echo request after the port came back")
+	}
+	st := m.status()
+	lost := 0.0
+	for _, r := range st["rules"].([]any) {
+		lost += r.(map[string]any)["dropped"].(map[string]any)["send_error"].(float64)
+	}
+	if lost == 0 {
+		t.Errorf("copies made while the port was gone were not counted as send errors: %v", st)
+	}
+	m.stop()
+}
