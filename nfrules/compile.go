@@ -85,16 +85,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// CompileError is a problem Compile found in a ruleset, at the position of
-// the expression that caused it.
-type CompileError struct {
-	Pos Pos
-	Msg string
-}
-
-// Error formats the error as file:line:col: message.
-func (e *CompileError) Error() string { return e.Pos.String() + ": " + e.Msg }
-
 // Plan is a compiled ruleset: the source rules and copy channels for
 // userspace, and the nftables objects Install sends to the kernel.
 type Plan struct {
@@ -162,7 +152,7 @@ var l4Numbers = map[string]byte{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 type compiler struct {
 	opt   Options
 	plan  *Plan
-	errs  []error
+	errs  ErrorList
 	chans map[chanKey]int
 }
 
@@ -177,8 +167,8 @@ type chanKey struct {
 
 // Compile turns a checked ruleset into a Plan. It does not touch the kernel
 // except to resolve interface names of iif and oif matches through
-// opt.Ifindex. Problems come back as *CompileError values, joined when there
-// are several.
+// opt.Ifindex. Problems come back as an ErrorList of positioned errors, like
+// the parser's, sorted and at most one per line.
 func Compile(rs *Ruleset, opt Options) (*Plan, error) {
 	if rs == nil {
 		return nil, errors.New("compile: nil ruleset")
@@ -187,13 +177,14 @@ func Compile(rs *Ruleset, opt Options) (*Plan, error) {
 	c.plan = &Plan{opt: c.opt}
 	c.compileBlocks(rs)
 	if len(c.errs) > 0 {
-		return nil, errors.Join(c.errs...)
+		c.errs.RemoveMultiples()
+		return nil, c.errs
 	}
 	return c.plan, nil
 }
 
 func (c *compiler) errorf(pos Pos, format string, args ...any) {
-	c.errs = append(c.errs, &CompileError{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	c.errs.Add(pos, "", fmt.Sprintf(format, args...))
 }
 
 func basePrio(h Hook) int32 {

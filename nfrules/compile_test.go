@@ -2,6 +2,7 @@ package nfrules
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -21,11 +22,11 @@ func fld(t testing.TB, name string) *Field {
 }
 
 func dat(text string, b []byte) Datum { return Datum{Text: text, Bytes: b} }
-func be16(v uint16) []byte          { return binary.BigEndian.AppendUint16(nil, v) }
-func h32(v uint32) []byte           { return binary.NativeEndian.AppendUint32(nil, v) }
-func port(v uint16) Datum           { return dat(strconv.Itoa(int(v)), be16(v)) }
-func u8(text string, v byte) Datum  { return dat(text, []byte{v}) }
-func mark(v uint32) Datum           { return dat("0x"+strconv.FormatUint(uint64(v), 16), h32(v)) }
+func be16(v uint16) []byte            { return binary.BigEndian.AppendUint16(nil, v) }
+func h32(v uint32) []byte             { return binary.NativeEndian.AppendUint32(nil, v) }
+func port(v uint16) Datum             { return dat(strconv.Itoa(int(v)), be16(v)) }
+func u8(text string, v byte) Datum    { return dat(text, []byte{v}) }
+func mark(v uint32) Datum             { return dat("0x"+strconv.FormatUint(uint64(v), 16), h32(v)) }
 func addr(s string) Datum {
 	a := netip.MustParseAddr(s)
 	return dat(a.String(), a.AsSlice())
@@ -42,10 +43,10 @@ func ifn(name string) Datum {
 	return dat(strconv.Quote(name), b)
 }
 
-func one(d Datum) *Single       { return &Single{V: d} }
-func rng(lo, hi Datum) *Range   { return &Range{Lo: lo, Hi: hi} }
-func set(elems ...Value) *Set   { return &Set{Elems: elems} }
-func pfx(s string) *Prefix      { return &Prefix{Prefix: netip.MustParsePrefix(s).Masked()} }
+func one(d Datum) *Single                 { return &Single{V: d} }
+func rng(lo, hi Datum) *Range             { return &Range{Lo: lo, Hi: hi} }
+func set(elems ...Value) *Set             { return &Set{Elems: elems} }
+func pfx(s string) *Prefix                { return &Prefix{Prefix: netip.MustParsePrefix(s).Masked()} }
 func ctState(text string, v uint32) Datum { return dat(text, h32(v)) }
 
 func cmpv(t testing.TB, field string, op Op, v Value) *Compare {
@@ -146,6 +147,10 @@ func TestCompileErrors(t *testing.T) {
 			p, err := Compile(tt.rs, Options{Ifindex: noIf})
 			if err == nil {
 				t.Fatalf("Compile succeeded:\n%s", p.NFT())
+			}
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) != 1 {
+				t.Errorf("error %#v is not an ErrorList of one", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
