@@ -46,8 +46,13 @@ func readLimited(path string) ([]byte, error) {
 // positions and is the directory include statements are resolved against.
 // On failure the error is an ErrorList (sorted, one error per line, at most
 // ten) of *Error, each with a position; print it with Describe.
-func Parse(filename string, src []byte) (rs *Ruleset, err error) {
-	st := &state{vars: map[string]*variable{}, rs: &Ruleset{}}
+func Parse(filename string, src []byte) (*Ruleset, error) {
+	return parse(filename, src, maxErrors)
+}
+
+// parse is Parse reporting at most limit errors.
+func parse(filename string, src []byte, limit int) (*Ruleset, error) {
+	st := &state{vars: map[string]*variable{}, rs: &Ruleset{}, limit: limit}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -64,8 +69,8 @@ func Parse(filename string, src []byte) (rs *Ruleset, err error) {
 		}
 	}()
 	st.errs.RemoveMultiples()
-	if len(st.errs) > maxErrors {
-		st.errs = st.errs[:maxErrors]
+	if len(st.errs) > limit {
+		st.errs = st.errs[:limit]
 	}
 	if len(st.errs) > 0 {
 		return nil, st.errs
@@ -78,11 +83,13 @@ type bailout struct{}
 
 // state is shared by a file and the files it includes.
 type state struct {
-	errs  ErrorList
-	vars  map[string]*variable
-	rs    *Ruleset
-	rules int
-	stack []string // absolute paths of the files being read, for cycles
+	errs     ErrorList
+	vars     map[string]*variable
+	rs       *Ruleset
+	rules    int
+	expanded int64    // values and bytes expanded from variables so far
+	limit    int      // errors to report before giving up
+	stack    []string // absolute paths of the files being read, for cycles
 }
 
 func (st *state) add(pos Pos, source, msg string) {
@@ -92,7 +99,7 @@ func (st *state) add(pos Pos, source, msg string) {
 		}
 	}
 	st.errs.Add(pos, source, msg)
-	if len(st.errs) > 3*maxErrors {
+	if len(st.errs) > 3*st.limit {
 		panic(bailout{})
 	}
 }
@@ -398,7 +405,12 @@ func (p *parser) parseDefine() {
 		p.errorf(pos, "variable %s redefined (first defined at %s)", name, old.Pos)
 		return
 	}
-	p.st.vars[name] = &variable{Name: name, Pos: pos, Val: v, Text: p.render(toks)}
+	text := p.render(toks)
+	if n := v.size(); n > maxVarElems || len(text) > maxVarText {
+		p.errorf(pos, "value of %s is too large: %d elements, %d bytes (at most %d elements and %d bytes)", name, n, len(text), maxVarElems, maxVarText)
+		return
+	}
+	p.st.vars[name] = &variable{Name: name, Pos: pos, Val: v, Text: text}
 }
 
 func isIdent(s string) bool {
@@ -446,6 +458,10 @@ func (p *parser) parseInclude() {
 	}
 	if len(p.st.stack) >= maxIncludeDepth {
 		p.errorf(pos, "include %q: includes nested more than %d deep", name, maxIncludeDepth)
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		p.errorf(pos, "include %q: not a regular file", name)
 		return
 	}
 	src, err := readLimited(path)
@@ -547,7 +563,32 @@ func (p *parser) expandVar() *rawVal {
 		p.errorf(pos, "undefined variable $%s%s", name, suggestVar(name, names))
 		return nil
 	}
+	p.st.expanded += int64(v.Val.size()) + int64(len(v.Text))
+	if p.st.expanded > maxExpansion {
+		p.errorf(pos, "variables expand to more than %d bytes in all: the file is too large once expanded", maxExpansion)
+		panic(bailout{})
+	}
 	return v.Val.at(pos)
+}
+
+// Bounds on variables, so that variables defined from variables cannot
+// blow up exponentially.
+const (
+	maxVarElems  = 1 << 16  // values in one variable
+	maxVarText   = 1 << 20  // bytes of one variable's text
+	maxExpansion = 64 << 20 // bytes and values expanded in a whole file
+)
+
+// size counts the values in v.
+func (v *rawVal) size() int {
+	if v == nil {
+		return 0
+	}
+	n := 1 + v.Lo.size() + v.Hi.size()
+	for _, e := range v.Elems {
+		n += e.size()
+	}
+	return n
 }
 
 func suggestVar(name string, names []string) string {
@@ -587,7 +628,7 @@ func (p *parser) parseValue(inSet bool) *rawVal {
 			return nil
 		}
 		p.next()
-		if p.tok.Kind != tWord {
+		if p.tok.Kind != tWord || !isDigit(p.tok.Text[0]) {
 			p.errorf(p.tok.Pos, "expected a prefix length after '/', found %s", p.tok.describe())
 			return nil
 		}
@@ -674,6 +715,10 @@ func (p *parser) render(toks []token) string {
 			b.WriteByte(' ')
 		}
 		pendingSpace = false
+		if b.Len() > maxVarText {
+			b.WriteString(" ...")
+			break
+		}
 		if t.Kind == tVar {
 			if v, ok := p.st.vars[t.Text]; ok {
 				b.WriteString(v.Text)
