@@ -138,8 +138,6 @@ func nflogConfig(c *netlink.Conn, group uint16, attrs []netlink.Attribute) error
 	return err
 }
 
-func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
-
 // setReadBuffer raises the socket's receive buffer to n bytes, past
 // net.core.rmem_max when allowed (SO_RCVBUFFORCE needs CAP_NET_ADMIN).
 func setReadBuffer(c *netlink.Conn, raw syscall.RawConn, n int, log *slog.Logger) {

@@ -198,6 +198,8 @@ func parseNFLOGVLAN(b []byte, m *nflogMsg) error {
 
 func align4(n int) int { return (n + 3) &^ 3 }
 
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
 // ruleIDFromPrefix returns ID from a log prefix "nfm:ID", or -1.
 func ruleIDFromPrefix[T string | []byte](p T) int {
 	const tag = "nfm:"

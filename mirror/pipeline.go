@@ -143,6 +143,9 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 		if len(ch.RuleIDs) == 1 {
 			cs.defRule = ch.RuleIDs[0]
 		}
+		for j := range cs.q.slots {
+			cs.q.slots[j].L2 = ch.L2() // a slot always carries its channel's kind of copy
+		}
 		d.queues = append(d.queues, cs.q)
 		p.chans = append(p.chans, cs)
 	}
@@ -229,6 +232,9 @@ func (cs *chanState) deliver(ruleID, origLen int, parts ...[]byte) {
 	}
 	cs.cnt.received.Add(1)
 	r := cs.counters.rule(ruleID)
+	if r == &cs.counters.rules[0] {
+		ruleID = -1 // not a rule of this plan
+	}
 	r.received.Add(1)
 	if origLen > 0 {
 		r.truncated.Add(1)

@@ -1,0 +1,338 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nfmirror/nfmirror/nfrules"
+)
+
+// recordSink records copies; it can block until released, or fail.
+type recordSink struct {
+	mu      sync.Mutex
+	pkts    []Packet
+	block   chan struct{} // when non-nil, Send waits for it to be closed
+	entered chan struct{} // receives once per Send call, if non-nil
+	fail    error
+}
+
+func (s *recordSink) Send(p *Packet) error {
+	if s.entered != nil {
+		select {
+		case s.entered <- struct{}{}:
+		default:
+		}
+	}
+	if s.block != nil {
+		<-s.block
+	}
+	if s.fail != nil {
+		return s.fail
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pkts = append(s.pkts, Packet{Data: append([]byte(nil), p.Data...), OrigLen: p.OrigLen, RuleID: p.RuleID})
+	return nil
+}
+
+func (s *recordSink) Close() error { return nil }
+
+func (s *recordSink) packets() []Packet {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Packet(nil), s.pkts...)
+}
+
+func TestQueue(t *testing.T) {
+	tests := []struct {
+		name     string
+		size     int
+		push     int
+		wantOK   int
+		wantLast string
+	}{
+		{"fits", 4, 3, 3, "p2"},
+		{"exactly full", 4, 4, 4, "p3"},
+		{"overflow drops the newest", 4, 10, 4, "p3"},
+		{"one slot", 1, 5, 1, "p0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newQueue(tt.size, make(chan struct{}, 1))
+			ok := 0
+			for i := range tt.push {
+				if q.push(i, 0, []byte("p"), []byte(fmt.Sprint(i))) {
+					ok++
+				}
+			}
+			if ok != tt.wantOK || q.len() != tt.wantOK {
+				t.Fatalf("accepted %d (len %d), want %d", ok, q.len(), tt.wantOK)
+			}
+			var last string
+			for i := 0; ; i++ {
+				p := q.peek()
+				if p == nil {
+					break
+				}
+				if want := fmt.Sprintf("p%d", i); string(p.Data) != want || p.RuleID != i {
+					t.Fatalf("slot %d = %q rule %d, want %q rule %d", i, p.Data, p.RuleID, want, i)
+				}
+				last = string(p.Data)
+				q.release()
+			}
+			if last != tt.wantLast {
+				t.Errorf("last = %q, want %q", last, tt.wantLast)
+			}
+			// Freed slots take new packets again.
+			if !q.push(0, 0, []byte("again")) {
+				t.Error("push after draining failed")
+			}
+		})
+	}
+}
+
+func TestQueueNoAllocInSteadyState(t *testing.T) {
+	q := newQueue(8, make(chan struct{}, 1))
+	data := make([]byte, 1500)
+	for range 8 { // warm every slot
+		q.push(0, 0, data)
+		q.peek()
+		q.release()
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		q.push(1, 0, data[:14], data[14:])
+		q.peek()
+		q.release()
+	})
+	if allocs != 0 {
+		t.Errorf("push/peek/release allocates %.1f times per packet, want 0", allocs)
+	}
+}
+
+// testPipeline builds a pipeline over n NFLOG channels to one sink without
+// opening any socket; deliver feeds it as a reader would.
+func testPipeline(t *testing.T, sink Sink, queueLen int, chans ...nfrules.Channel) *Pipeline {
+	t.Helper()
+	var rules []nfrules.PlannedRule
+	for i := range 3 {
+		rules = append(rules, nfrules.PlannedRule{ID: i, Text: fmt.Sprintf("rule %d", i)})
+	}
+	p, err := NewPipeline(Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, QueueLen: queueLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runDests runs the pipeline's sink goroutines (not its sources) until the
+// returned stop is called.
+func runDests(p *Pipeline) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, d := range p.dests {
+		wg.Go(func() { _ = d.Run(ctx) })
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+func TestPipelineStalledSinkDropsAndCounts(t *testing.T) {
+	const queueLen, sent = 16, 1000
+	sink := &recordSink{block: make(chan struct{}), entered: make(chan struct{}, 1)}
+	p := testPipeline(t, sink, queueLen, nfrules.Channel{Num: 1, Dest: "m0", RuleIDs: []int{0, 1}})
+	stop := runDests(p)
+	var unblock sync.Once
+	release := func() { unblock.Do(func() { close(sink.block) }) }
+	defer stop()
+	defer release() // runs first: a failed test must not leave Send blocked
+	cs := p.chans[0]
+	// The first copy is taken by the sink, which then blocks in Send.
+	cs.deliver(1, 0, []byte("first"))
+	<-sink.entered
+	start := time.Now()
+	for i := range sent - 1 {
+		cs.deliver(1, 0, []byte(fmt.Sprint(i)))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("reader took %v to deliver %d copies to a stalled sink", d, sent)
+	}
+	s := p.Counters().Snapshot()
+	r := s.Rules[1]
+	// The copy in Send keeps its slot until Send returns: queueLen copies
+	// are held, the rest were dropped.
+	wantDrops := uint64(sent - queueLen)
+	if r.Received != sent || r.Dropped.QueueFull != wantDrops || s.Channels[0].QueueFull != wantDrops {
+		t.Fatalf("rule 1 %+v channel %+v, want %d received and %d queue-full drops", r, s.Channels[0], sent, wantDrops)
+	}
+	release()
+	waitFor(t, func() bool { return p.Counters().Snapshot().Rules[1].Mirrored == uint64(queueLen) })
+	got := sink.packets()
+	if len(got) != queueLen || string(got[0].Data) != "first" || string(got[queueLen-1].Data) != fmt.Sprint(queueLen-2) {
+		t.Errorf("sink got %d copies %q ... %q, want %d: first ... %d", len(got), got[0].Data, got[len(got)-1].Data, queueLen, queueLen-2)
+	}
+	if d := p.Counters().Snapshot().Destinations[0]; d.Packets != uint64(queueLen) || d.Errors != 0 {
+		t.Errorf("destination counters %+v, want %d packets", d, queueLen)
+	}
+}
+
+func TestPipelineCounters(t *testing.T) {
+	tests := []struct {
+		name      string
+		sinkErr   error
+		rule      int
+		defRules  []int
+		wantRule  int
+		truncated bool
+	}{
+		{name: "mirrored", rule: 2, wantRule: 2},
+		{name: "send errors", sinkErr: errors.New("no buffer"), rule: 0, wantRule: 0},
+		{name: "unknown rule on a shared channel", rule: -1, defRules: []int{0, 1}, wantRule: -1},
+		{name: "unknown rule on a channel of one rule", rule: -1, defRules: []int{1}, wantRule: 1},
+		{name: "rule ID out of range", rule: 42, wantRule: -1},
+		{name: "truncated copies", rule: 1, wantRule: 1, truncated: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &recordSink{fail: tt.sinkErr}
+			p := testPipeline(t, sink, 64, nfrules.Channel{Num: 3, Dest: "m0", RuleIDs: tt.defRules})
+			stop := runDests(p)
+			const n = 10
+			orig := 0
+			if tt.truncated {
+				orig = 1500
+			}
+			for range n {
+				p.chans[0].deliver(tt.rule, orig, []byte("0123456789"))
+			}
+			waitFor(t, func() bool {
+				r := findRule(p.Counters().Snapshot(), tt.wantRule)
+				return r.Mirrored+r.Dropped.SendError == n
+			})
+			stop()
+			s := p.Counters().Snapshot()
+			r := findRule(s, tt.wantRule)
+			want := RuleStats{ID: tt.wantRule, Text: r.Text, Received: n}
+			if tt.sinkErr != nil {
+				want.Dropped.SendError = n
+			} else {
+				want.Mirrored = n
+			}
+			if tt.truncated {
+				want.Truncated = n
+			}
+			if r != want {
+				t.Errorf("rule counters %+v, want %+v", r, want)
+			}
+			d := s.Destinations[0]
+			if tt.sinkErr != nil && (d.Errors != n || d.Packets != 0) || tt.sinkErr == nil && (d.Packets != n || d.Bytes != 10*n) {
+				t.Errorf("destination counters %+v", d)
+			}
+			for _, p := range sink.packets() {
+				if p.RuleID != tt.wantRule || p.OrigLen != orig {
+					t.Errorf("packet rule %d origlen %d, want %d %d", p.RuleID, p.OrigLen, tt.wantRule, orig)
+				}
+			}
+			if _, err := json.Marshal(s); err != nil {
+				t.Errorf("snapshot does not encode: %v", err)
+			}
+		})
+	}
+}
+
+func findRule(s Snapshot, id int) RuleStats {
+	for _, r := range s.Rules {
+		if r.ID == id {
+			return r
+		}
+	}
+	return RuleStats{ID: id}
+}
+
+func TestNewPipelineErrors(t *testing.T) {
+	sink := &recordSink{}
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"missing sink", Config{Channels: []nfrules.Channel{{Num: 1, Dest: "nowhere"}}, Sinks: map[string]Sink{"m0": sink}}},
+		{"duplicate channel", Config{Channels: []nfrules.Channel{{Num: 1, Dest: "m0"}, {Num: 1, Dest: "m0"}}, Sinks: map[string]Sink{"m0": sink}}},
+		{"netdev nfqueue", Config{Channels: []nfrules.Channel{{Kind: nfrules.ChannelNFQUEUE, Family: nfrules.FamilyNetdev, Dest: "m0"}}, Sinks: map[string]Sink{"m0": sink}}},
+		{"negative queue", Config{QueueLen: -1}},
+	}
+	for _, tt := range tests {
+		if _, err := NewPipeline(tt.cfg); err == nil {
+			t.Errorf("%s: NewPipeline succeeded, want an error", tt.name)
+		}
+	}
+}
+
+func TestSeqTracker(t *testing.T) {
+	tests := []struct {
+		name string
+		seqs []uint32
+		want uint64
+	}{
+		{"in order", []uint32{1, 2, 3, 4}, 0},
+		{"gaps", []uint32{1, 3, 10}, 1 + 6},
+		{"wraps", []uint32{0xfffffffe, 0xffffffff, 0, 2}, 1},
+		{"backwards is not a loss", []uint32{100, 5, 6}, 0},
+	}
+	for _, tt := range tests {
+		var tr seqTracker
+		var got uint64
+		for _, s := range tt.seqs {
+			got += tr.next(s)
+		}
+		if got != tt.want {
+			t.Errorf("%s: %d lost, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func BenchmarkQueuePushPop(b *testing.B) {
+	q := newQueue(4096, make(chan struct{}, 1))
+	data := make([]byte, 1500)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		q.push(1, 0, data)
+		q.peek()
+		q.release()
+	}
+}
+
+func BenchmarkPipelineDeliver(b *testing.B) {
+	sink := &countSink{}
+	p, err := NewPipeline(Config{Channels: []nfrules.Channel{{Num: 1, Dest: "m0"}}, Sinks: map[string]Sink{"m0": sink}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stop := runDests(p)
+	defer stop()
+	data := make([]byte, 1500)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		p.chans[0].deliver(0, 0, data)
+	}
+}
+
+type countSink struct{ n int }
+
+func (s *countSink) Send(*Packet) error { s.n++; return nil }
+func (s *countSink) Close() error       { return nil }
