@@ -12,6 +12,9 @@ type Packet struct {
 	// OrigLen is the packet's length on the wire when the kernel truncated the
 	// copy to a snaplen; 0 when Data is the whole packet.
 	OrigLen int
+	// L2 is true when Data is a whole Ethernet frame (a netdev channel)
+	// rather than an IP packet.
+	L2 bool
 	// RuleID is the index of the rule that selected the packet
 	// (nfrules.PlannedRule.ID), or -1 when unknown.
 	RuleID int

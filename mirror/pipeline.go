@@ -258,7 +258,7 @@ func (d *destWorker) Run(ctx context.Context) error {
 			// starving the others of the same destination.
 			for range 64 {
 				pkt := q.peek()
-				if pkt == nil {
+				if pkt == nil || ctx.Err() != nil {
 					break
 				}
 				d.send(pkt)

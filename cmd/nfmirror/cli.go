@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/nfmirror/nfmirror/internal/control"
+	"github.com/nfmirror/nfmirror/internal/service"
+	"github.com/nfmirror/nfmirror/nfrules"
+	"github.com/nfmirror/nfmirror/route"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // a runtime failure: netlink, sockets, a running instance missing
+	exitUsage = 2 // bad input: flags, a rules file with errors; nothing was changed
+)
+
+const usage = `nfmirror — a Linux mirror (SPAN) port chosen with nftables syntax.
+
+Usage:
+  nfmirror check  [flags] RULES   print the nftables ruleset RULES compiles to; change nothing
+  nfmirror apply  [flags] RULES   install RULES and mirror until SIGINT/SIGTERM (SIGHUP reloads)
+  nfmirror status [--json]        counters of the running instance
+  nfmirror flush                  remove what a killed nfmirror left behind
+  nfmirror version
+
+A rules file names nftables hooks and says what to copy where:
+
+  define span = "span0"
+  prerouting {                      # also input, forward, output, postrouting
+      tcp dport { 80, 443 } mirror to $span
+      ip saddr 198.18.0.0/15 icmp type echo-request mirror to $span snaplen 128
+      meta mark 0x10 mirror to $span lossless
+  }
+  ingress "eth0" {                  # every frame on eth0, byte-exact (also egress "DEV")
+      ether type arp mirror to $span
+  }
+
+"mirror to" copies through NFLOG (best effort: production never waits) or,
+with "lossless", through NFQUEUE (every copy, fail-open). Copies leave only
+through the destination interface, with ARP off there; the analyzer on the
+other side needs promiscuous mode. Errors are printed as FILE:LINE:COL.
+
+Exit status: 0 ok, 1 runtime failure, 2 bad input (nothing was changed).
+Run 'nfmirror COMMAND -h' for the flags of a command.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "check":
+		return runCheck(args, stdout, stderr)
+	case "apply":
+		return runApply(ctx, args, stdout, stderr)
+	case "status":
+		return runStatus(args, stdout, stderr)
+	case "flush":
+		return runFlush(args, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "nfmirror", version)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "nfmirror: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// settings are the flags shared by check, apply and flush: where nfmirror's
+// kernel objects live, so that two setups can be told apart.
+type settings struct {
+	table      string
+	fwmark     markFlag
+	nflogBase  uint
+	queueBase  uint
+	routeTable int
+	rulePrio   int
+	stateDir   string
+}
+
+func (s *settings) register(fs *flag.FlagSet) {
+	s.fwmark = markFlag{mark: route.DefaultMark, mask: route.DefaultMarkMask}
+	fs.StringVar(&s.table, "table", "nfmirror", "name of the nftables tables nfmirror owns (inet and netdev)")
+	fs.Var(&s.fwmark, "fwmark", "MARK/MASK carried by every copy; destination i gets MARK|i, and packets with this mark are never mirrored")
+	fs.UintVar(&s.nflogBase, "nflog-base", 6000, "first NFLOG group number nfmirror allocates")
+	fs.UintVar(&s.queueBase, "queue-base", 6000, "first NFQUEUE number nfmirror allocates (lossless rules)")
+	fs.IntVar(&s.routeTable, "route-table", route.DefaultTable, "routing table of the first destination; destination i uses TABLE+i")
+	fs.IntVar(&s.rulePrio, "rule-priority", route.DefaultPriority, "priority of nfmirror's ip rules (before 'main' at 32766)")
+	fs.StringVar(&s.stateDir, "state-dir", "/run/nfmirror", "where nfmirror records what it changed, for 'nfmirror flush'")
+}
+
+func (s *settings) compileOptions() nfrules.Options {
+	return nfrules.Options{
+		TableName: s.table,
+		Mark:      s.fwmark.mark,
+		MarkMask:  s.fwmark.mask,
+		NFLOGBase: uint16(s.nflogBase),
+		QueueBase: uint16(s.queueBase),
+	}
+}
+
+func (s *settings) routeConfig() route.Config {
+	return route.Config{
+		Mark:     s.fwmark.mark,
+		MarkMask: s.fwmark.mask,
+		Table:    s.routeTable,
+		Priority: s.rulePrio,
+		StateDir: s.stateDir,
+	}
+}
+
+func (s *settings) validate() error {
+	if s.nflogBase > 65000 || s.queueBase > 65000 {
+		return errors.New("-nflog-base and -queue-base must be at most 65000")
+	}
+	if s.rulePrio <= 0 || s.rulePrio >= 32766 {
+		return errors.New("-rule-priority must be between 1 and 32765, before the main table")
+	}
+	if s.routeTable <= 0 || s.routeTable >= 252 && s.routeTable <= 255 {
+		return errors.New("-route-table must be a positive table id other than 252-255 (default, main, local)")
+	}
+	return nil
+}
+
+// markFlag parses "MARK" or "MARK/MASK" in any base strconv accepts.
+type markFlag struct{ mark, mask uint32 }
+
+func (m *markFlag) String() string { return fmt.Sprintf("%#x/%#x", m.mark, m.mask) }
+
+func (m *markFlag) Set(s string) error {
+	markText, maskText, hasMask := strings.Cut(s, "/")
+	mark, err := strconv.ParseUint(markText, 0, 32)
+	if err != nil {
+		return fmt.Errorf("mark %q: not a 32-bit number", markText)
+	}
+	mask := uint64(route.DefaultMarkMask)
+	if hasMask {
+		if mask, err = strconv.ParseUint(maskText, 0, 32); err != nil {
+			return fmt.Errorf("mask %q: not a 32-bit number", maskText)
+		}
+	}
+	if mark == 0 || uint32(mark)&uint32(mask) == 0 {
+		return errors.New("the mark must have a bit set under the mask, or copies could not be told from other packets")
+	}
+	if ^uint32(mask)&0xff != 0xff {
+		return errors.New("the mask must leave the low 8 bits free: they number the destinations")
+	}
+	m.mark, m.mask = uint32(mark)&uint32(mask), uint32(mask)
+	return nil
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: nfmirror %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args and wants exactly nargs positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string, nargs int, stdout io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() != nargs {
+		if nargs == 1 {
+			fmt.Fprintln(fs.Output(), "nfmirror: want one rules file")
+		} else {
+			fmt.Fprintf(fs.Output(), "nfmirror: unexpected argument %q\n", fs.Arg(0))
+		}
+		fs.Usage()
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	var s settings
+	fs := newFlagSet("check", "check [flags] RULES\n\nPrints the nftables ruleset RULES compiles to, in nft syntax (nft -c -f accepts it),\nand the NFLOG groups and queues it would use. Touches nothing.", stderr)
+	s.register(fs)
+	if code, ok := parseFlags(fs, args, 1, stdout); !ok {
+		return code
+	}
+	if err := s.validate(); err != nil {
+		fmt.Fprintln(stderr, "nfmirror:", err)
+		return exitUsage
+	}
+	plan, err := service.Load(fs.Arg(0), s.compileOptions(), false)
+	if err != nil {
+		fmt.Fprint(stderr, nfrules.Describe(err))
+		return exitUsage
+	}
+	fmt.Fprint(stdout, plan.NFT())
+	return exitOK
+}
+
+func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var (
+		s        settings
+		socket   string
+		queueLen int
+		logLevel slog.Level
+		dryRun   bool
+	)
+	fs := newFlagSet("apply", `apply [flags] RULES
+
+Installs RULES and mirrors until SIGINT or SIGTERM, then removes everything it
+added. SIGHUP re-reads RULES and swaps the rules atomically; a bad file is
+reported and the running rules stay. A crash (even kill -9) removes the
+nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, stderr)
+	s.register(fs)
+	fs.StringVar(&socket, "socket", control.DefaultSocket, "control socket that 'nfmirror status' reads")
+	fs.IntVar(&queueLen, "queue-len", 4096, "copies buffered per channel between the kernel reader and the sender; more are dropped and counted")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.BoolVar(&dryRun, "dry-run", false, "check RULES against this machine (destinations must exist), print the ruleset, change nothing")
+	if code, ok := parseFlags(fs, args, 1, stdout); !ok {
+		return code
+	}
+	if err := s.validate(); err != nil {
+		fmt.Fprintln(stderr, "nfmirror:", err)
+		return exitUsage
+	}
+	if queueLen < 16 {
+		fmt.Fprintln(stderr, "nfmirror: -queue-len must be at least 16")
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	if dryRun {
+		plan, err := service.Load(fs.Arg(0), s.compileOptions(), true)
+		if err != nil {
+			fmt.Fprint(stderr, nfrules.Describe(err))
+			return exitUsage
+		}
+		fmt.Fprint(stdout, plan.NFT())
+		return exitOK
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	err := service.Run(ctx, service.Config{
+		RulesPath: fs.Arg(0),
+		Compile:   s.compileOptions(),
+		Route:     s.routeConfig(),
+		Socket:    socket,
+		QueueLen:  queueLen,
+		Log:       log,
+		Reload:    hup,
+	})
+	if err != nil {
+		var in *service.InputError
+		if errors.As(err, &in) {
+			fmt.Fprint(stderr, nfrules.Describe(in.Err))
+			return exitUsage
+		}
+		fmt.Fprintln(stderr, "nfmirror:", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	var (
+		socket string
+		asJSON bool
+	)
+	fs := newFlagSet("status", "status [flags]\n\nPrints, per rule, packets matched by the kernel, copies mirrored and copies lost\n(and why), and per destination packets and bytes sent.", stderr)
+	fs.StringVar(&socket, "socket", control.DefaultSocket, "control socket of the running 'nfmirror apply'")
+	fs.BoolVar(&asJSON, "json", false, "print the raw JSON document")
+	if code, ok := parseFlags(fs, args, 0, stdout); !ok {
+		return code
+	}
+	var st service.Status
+	if err := control.Query(socket, &st); err != nil {
+		fmt.Fprintln(stderr, "nfmirror:", err)
+		return exitError
+	}
+	if asJSON {
+		if err := st.WriteJSON(stdout); err != nil {
+			fmt.Fprintln(stderr, "nfmirror:", err)
+			return exitError
+		}
+		return exitOK
+	}
+	st.WriteTable(stdout)
+	return exitOK
+}
+
+func runFlush(args []string, stdout, stderr io.Writer) int {
+	var s settings
+	fs := newFlagSet("flush", "flush [flags]\n\nRemoves what an nfmirror killed with SIGKILL left behind: its nftables tables\n(only tables named -table, never others), its ip rules and routes, and the\ninterface flags it changed. Harmless when nothing is left.", stderr)
+	s.register(fs)
+	if code, ok := parseFlags(fs, args, 0, stdout); !ok {
+		return code
+	}
+	if err := s.validate(); err != nil {
+		fmt.Fprintln(stderr, "nfmirror:", err)
+		return exitUsage
+	}
+	removed, err := service.Flush(s.table, s.routeConfig())
+	if err != nil {
+		fmt.Fprintln(stderr, "nfmirror:", err)
+		return exitError
+	}
+	if len(removed) == 0 {
+		fmt.Fprintln(stdout, "nothing to flush")
+	}
+	for _, r := range removed {
+		fmt.Fprintln(stdout, "removed", r)
+	}
+	return exitOK
+}

@@ -1,0 +1,344 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
+	"github.com/nfmirror/nfmirror/internal/control"
+	"github.com/nfmirror/nfmirror/mirror"
+	"github.com/nfmirror/nfmirror/nfrules"
+	"github.com/nfmirror/nfmirror/route"
+)
+
+// Config is what one instance needs.
+type Config struct {
+	RulesPath string
+	Compile   nfrules.Options
+	Route     route.Config
+	Socket    string // control socket; "" serves none
+	QueueLen  int
+	Log       *slog.Logger
+	// Reload receives a value for every SIGHUP: re-read RulesPath and swap.
+	Reload <-chan os.Signal
+}
+
+// generationSpan separates the NFLOG group and queue numbers of two
+// consecutive generations, so that a reload binds the new groups before the
+// new rules start using them and no copy falls between the two.
+const generationSpan = 500
+
+// instance is one generation: a compiled plan with the sinks and the
+// pipeline serving it.
+type instance struct {
+	plan     *nfrules.Plan
+	pipeline *mirror.Pipeline
+	sinks    []mirror.Sink
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// Run installs the rules and mirrors until ctx is cancelled, then removes
+// everything it added and returns nil. A bad rules file at start is an
+// *InputError and nothing is changed.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{cfg: cfg, log: log, started: time.Now()}
+	return s.run(ctx)
+}
+
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time
+
+	mu    sync.Mutex // guards inst, gen and routing for the status handler
+	inst  *instance
+	gen   int
+	ports *route.Routing // nil while no port is set up (a failed reload)
+	dests []string
+	nft   *nftables.Conn
+}
+
+func (s *server) options(gen int) nfrules.Options {
+	opt := s.cfg.Compile
+	off := uint16(gen%2) * generationSpan
+	opt.NFLOGBase += off
+	opt.QueueBase += off
+	return opt
+}
+
+func (s *server) run(ctx context.Context) (err error) {
+	plan, err := Load(s.cfg.RulesPath, s.options(0), true)
+	if err != nil {
+		return err
+	}
+	dests := destinations(plan)
+	if len(dests) == 0 {
+		return &InputError{errNoChannels}
+	}
+
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("open rtnetlink: %w", err)
+	}
+	defer h.Close()
+	ports, err := route.Setup(h, s.cfg.Route, dests)
+	if errors.Is(err, route.ErrLeftover) {
+		// A killed instance left its routing behind: clear it, unless an
+		// instance is still running.
+		removed, ferr := flushIfAbandoned(s.cfg.Socket, s.cfg.Compile.TableName, s.cfg.Route)
+		if ferr != nil {
+			return fmt.Errorf("set up mirror ports: %w", ferr)
+		}
+		s.log.Warn("removed what a killed nfmirror left behind", "removed", removed)
+		ports, err = route.Setup(h, s.cfg.Route, dests)
+	}
+	if err != nil {
+		if errors.Is(err, route.ErrNoDevice) {
+			return &InputError{err}
+		}
+		return fmt.Errorf("set up mirror ports: %w", err)
+	}
+	s.ports, s.dests = ports, dests
+	defer func() {
+		if s.ports == nil {
+			return
+		}
+		if uerr := s.ports.Undo(); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("undo mirror port setup: %w", uerr))
+		}
+	}()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	links := s.watchLinks(watchCtx)
+
+	// One lasting netlink connection owns the tables: if this process dies,
+	// the kernel removes them (the table owner flag).
+	s.nft, err = nftables.New(nftables.AsLasting())
+	if err != nil {
+		return fmt.Errorf("open nftables netlink: %w", err)
+	}
+	defer s.nft.CloseLasting()
+
+	inst, err := s.start(ctx, plan)
+	if err != nil {
+		return err
+	}
+	if err := plan.Install(s.nft); err != nil {
+		s.stop(inst)
+		return fmt.Errorf("install nftables rules: %w", err)
+	}
+	s.inst = inst
+	s.log.Info("mirroring", "rules", s.cfg.RulesPath, "rules_compiled", len(plan.Rules), "channels", len(plan.Channels), "destinations", dests)
+	defer func() {
+		// Rules first, so the kernel stops copying before the readers go.
+		if uerr := nfrules.Uninstall(s.nft, s.cfg.Compile.TableName); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove nftables rules: %w", uerr))
+		}
+		s.stop(s.inst)
+	}()
+
+	var ctlDone chan error
+	if s.cfg.Socket != "" {
+		ctl, err := control.Listen(s.cfg.Socket, func() any { return s.status() }, s.log)
+		if err != nil {
+			return err
+		}
+		ctlCtx, cancel := context.WithCancel(context.Background())
+		ctlDone = make(chan error, 1)
+		go func() { ctlDone <- ctl.Run(ctlCtx) }()
+		defer func() { cancel(); <-ctlDone }()
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			s.log.Info("stopping: removing rules, routes and interface settings")
+			return nil
+		case err := <-s.inst.done:
+			if err != nil {
+				return fmt.Errorf("copy pipeline: %w", err)
+			}
+			return errors.New("copy pipeline stopped")
+		case <-s.cfg.Reload:
+			s.reload(ctx, h)
+		case name := <-links:
+			s.reapply(name)
+		}
+	}
+}
+
+// start builds the sinks and the pipeline for plan and starts reading its
+// channels. The pipeline's sockets are bound when start returns, so rules
+// installed after it never copy to a group nobody reads.
+func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*instance, error) {
+	if s.ports == nil {
+		return nil, errors.New("no mirror port is set up")
+	}
+	byDest, sinks, err := s.openSinks(plan)
+	if err != nil {
+		return nil, err
+	}
+	p, err := mirror.NewPipeline(mirror.Config{
+		Channels: plan.Channels,
+		Rules:    plan.Rules,
+		Sinks:    byDest,
+		QueueLen: s.cfg.QueueLen,
+		Log:      s.log,
+	})
+	if err != nil {
+		closeSinks(sinks)
+		return nil, fmt.Errorf("start copy pipeline: %w", err)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	inst := &instance{plan: plan, pipeline: p, sinks: sinks, cancel: cancel, done: make(chan error, 1)}
+	go func() { inst.done <- p.Run(pctx) }()
+	select {
+	case <-p.Ready():
+		return inst, nil
+	case err := <-inst.done:
+		cancel()
+		closeSinks(sinks)
+		if err == nil {
+			err = errors.New("stopped before it was ready")
+		}
+		return nil, fmt.Errorf("start copy pipeline: %w", err)
+	}
+}
+
+func (s *server) stop(inst *instance) {
+	if inst == nil {
+		return
+	}
+	inst.cancel()
+	if err := <-inst.done; err != nil {
+		s.log.Warn("copy pipeline", "err", err)
+	}
+	inst.done <- nil // later receivers (the main loop) see a stopped pipeline
+	closeSinks(inst.sinks)
+}
+
+func closeSinks(sinks []mirror.Sink) {
+	for _, k := range sinks {
+		k.Close()
+	}
+}
+
+// reload re-reads the rules file and swaps to it; on any error the running
+// generation stays as it was.
+func (s *server) reload(ctx context.Context, h *netlink.Handle) {
+	gen := s.gen + 1
+	plan, err := Load(s.cfg.RulesPath, s.options(gen), true)
+	if err != nil {
+		s.log.Error("reload: the rules file has errors; keeping the running rules\n" + nfrules.Describe(err))
+		return
+	}
+	dests := destinations(plan)
+	if len(dests) == 0 {
+		s.log.Error("reload: the rules use no mirror destination; keeping the running rules")
+		return
+	}
+	if !slices.Equal(dests, s.dests) {
+		// New ports: stop copying, rebuild the routing, start again. Copies
+		// never travel with a mark that has no rule.
+		old := s.inst
+		if err := nfrules.Uninstall(s.nft, s.cfg.Compile.TableName); err != nil {
+			s.log.Error("reload: remove old rules", "err", err)
+			return
+		}
+		s.stop(old)
+		if s.ports != nil {
+			if err := s.ports.Undo(); err != nil {
+				s.log.Warn("reload: undo old ports", "err", err)
+			}
+		}
+		s.ports, s.dests = nil, nil
+		ports, err := route.Setup(h, s.cfg.Route, dests)
+		if err != nil {
+			s.log.Error("reload: set up new ports; mirroring is stopped until the next good reload", "err", err)
+			return
+		}
+		s.ports, s.dests = ports, dests
+		inst, err := s.start(ctx, plan)
+		if err != nil {
+			s.log.Error("reload: start pipeline", "err", err)
+			return
+		}
+		if err := plan.Install(s.nft); err != nil {
+			s.log.Error("reload: install rules", "err", err)
+			s.stop(inst)
+			return
+		}
+		s.setInstance(inst, gen)
+		s.log.Info("reloaded", "rules", len(plan.Rules), "destinations", dests)
+		return
+	}
+	inst, err := s.start(ctx, plan)
+	if err != nil {
+		s.log.Error("reload: start pipeline; keeping the running rules", "err", err)
+		return
+	}
+	if err := plan.Install(s.nft); err != nil {
+		s.log.Error("reload: install rules; keeping the running rules", "err", err)
+		s.stop(inst)
+		return
+	}
+	old := s.inst
+	s.setInstance(inst, gen)
+	s.stop(old)
+	s.log.Info("reloaded", "rules", len(plan.Rules), "generation", gen)
+}
+
+func (s *server) setInstance(inst *instance, gen int) {
+	s.mu.Lock()
+	s.inst, s.gen = inst, gen
+	s.mu.Unlock()
+}
+
+// watchLinks reports the name of every mirror port that changes (deleted,
+// re-created, flags reset), so its routing can be applied again: routes die
+// with a link, and a re-created link comes up without NOARP.
+func (s *server) watchLinks(ctx context.Context) <-chan string {
+	out := make(chan string, 16)
+	updates := make(chan netlink.LinkUpdate, 64)
+	err := netlink.LinkSubscribeWithOptions(updates, ctx.Done(), netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) { s.log.Warn("link updates", "err", err) },
+	})
+	if err != nil {
+		s.log.Warn("cannot watch mirror ports; a port that is re-created will not be set up again", "err", err)
+		return out
+	}
+	go func() {
+		for u := range updates {
+			select {
+			case out <- u.Attrs().Name:
+			default: // a burst: the pending one covers it
+			}
+		}
+	}()
+	return out
+}
+
+// reapply sets the routing of port name up again if it is one of ours.
+func (s *server) reapply(name string) {
+	if s.ports == nil || !slices.Contains(s.dests, name) {
+		return
+	}
+	if err := s.ports.Reapply(); err != nil {
+		s.log.Debug("mirror port not ready", "port", name, "err", err)
+		return
+	}
+	s.log.Debug("mirror port routing applied", "port", name)
+}
