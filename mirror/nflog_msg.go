@@ -17,7 +17,8 @@ import (
 // which is every copy from a netdev ingress or egress hook, hence this
 // decoder.
 
-// Netlink and nfnetlink_log constants (linux/netlink.h, nfnetlink_log.h).
+// Netlink and nfnetlink_log constants (linux/netlink.h, nfnetlink_log.h;
+// the NFULA_ values checked against enum nfulnl_attr_type of the uapi header).
 const (
 	nlmsgHdrLen     = 16
 	nlmsgNoop       = 0x1
@@ -30,12 +31,12 @@ const (
 	nfulaPacketHdr = 1
 	nfulaPayload   = 9
 	nfulaPrefix    = 10
-	nfulaSeq       = 11
-	nfulaHwType    = 14
-	nfulaHwHeader  = 15
-	nfulaHwLen     = 16
-	nfulaVLAN      = 19
-	nfulaL2Hdr     = 20
+	nfulaSeq       = 12
+	nfulaHwType    = 15
+	nfulaHwHeader  = 16
+	nfulaHwLen     = 17
+	nfulaVLAN      = 20
+	nfulaL2Hdr     = 21
 
 	nfulaVLANProto = 1
 	nfulaVLANTCI   = 2
