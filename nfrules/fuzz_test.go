@@ -35,6 +35,7 @@ func FuzzParse(f *testing.F) {
 		"prerouting { \"\n mirror to s }",
 		"\xff",
 		"prerouting { tcp dport { { 1 } } mirror to s }\r\n",
+		"define a = { 1, 2 }\ndefine b = { $a, $a }\ndefine c = { $b, $b, $b, $b }\nprerouting { tcp dport $c mirror to s }",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -37,7 +37,7 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read rules %s: %w", path, err)
 	}
 	if len(src) > MaxFileSize {
-		return nil, &Error{Pos: Pos{File: path}, Msg: fmt.Sprintf("file too large: more than %d bytes", MaxFileSize)}
+		return nil, ErrorList{{Pos: Pos{File: path}, Msg: fmt.Sprintf("file too large: more than %d bytes", MaxFileSize)}}
 	}
 	return src, nil
 }
@@ -171,7 +171,7 @@ func firstLine(src []byte) string {
 // named it, if any.
 func (st *state) parseFile(filename string, src []byte, from Pos) {
 	if len(src) > MaxFileSize {
-		st.add(posOr(from, filename), "", fmt.Sprintf("%s: file too large: more than %d bytes", filename, MaxFileSize))
+		st.add(posOr(from, filename), "", fmt.Sprintf("file too large: more than %d bytes", MaxFileSize))
 		return
 	}
 	if off, what := findGarbage(src); off >= 0 {
@@ -579,12 +579,15 @@ const (
 	maxExpansion = 64 << 20 // bytes and values expanded in a whole file
 )
 
-// size counts the values in v.
+// size counts the atoms in v.
 func (v *rawVal) size() int {
 	if v == nil {
 		return 0
 	}
-	n := 1 + v.Lo.size() + v.Hi.size()
+	if v.Kind == rvAtom {
+		return 1
+	}
+	n := v.Lo.size() + v.Hi.size()
 	for _, e := range v.Elems {
 		n += e.size()
 	}

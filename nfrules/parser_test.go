@@ -442,3 +442,22 @@ func TestParseFileLimits(t *testing.T) {
 	}
 	_ = netip.Addr{}
 }
+
+// TestParseVariableBlowup defines each variable as two copies of the one
+// before: without bounds the last would hold 2^40 values.
+func TestParseVariableBlowup(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("define v0 = { 1, 2 }\n")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&b, "define v%d = { $v%d, $v%d }\n", i, i-1, i-1)
+	}
+	b.WriteString("prerouting { tcp dport $v40 mirror to span0 }\n")
+	_, err := Parse("t.nft", []byte(b.String()))
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) == 0 {
+		t.Fatalf("error %v, want an ErrorList", err)
+	}
+	if e := list[0]; e.Pos.Line != 17 || !strings.Contains(e.Msg, "value of v16 is too large") {
+		t.Errorf("first error %v, want line 17: value of v16 is too large", e)
+	}
+}
