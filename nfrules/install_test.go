@@ -83,6 +83,11 @@ func TestInstallFiles(t *testing.T) {
 				t.Fatalf("ParseFile: %s", Describe(err))
 			}
 			p := o.compile(t, rs)
+			// What "nfmirror check" prints must pass nft's own check, lossless
+			// rules included.
+			if _, errOut, err := o.Run(p.NFT(), "nft", "-c", "-f", "-"); err != nil {
+				t.Errorf("nft -c -f of NFT(): %v: %s", err, errOut)
+			}
 			if err := p.Install(o.conn); err != nil {
 				t.Fatalf("Install: %v\n%s", err, p.NFT())
 			}
@@ -239,5 +244,32 @@ func TestReadCounters(t *testing.T) {
 	}
 	if got, err := ReadCounters(o.conn, "nfmirror"); err != nil || len(got) != 0 {
 		t.Errorf("ReadCounters after Uninstall = %v, %v; want empty", got, err)
+	}
+}
+
+// TestLosslessFailOpen: with no NFQUEUE reader, lossless rules let packets
+// through (bypass), and a second lossless rule still sees the packets the
+// first one queued, because each sits in a base chain of its own.
+func TestLosslessFailOpen(t *testing.T) {
+	o := newOracleNS(t)
+	o.MustRun(t, "ip", "addr", "add", "198.18.0.1/24", "dev", "eth0")
+	p := o.compile(t, mustParse(t, "output {\n    icmp type echo-request mirror to span0 lossless\n    ip daddr 198.18.0.1 icmp type echo-request mirror to span1 lossless\n    icmp type echo-request mirror to span0\n}\n"))
+	if err := p.Install(o.conn); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	if got := o.queueTargets(t); got != 2 {
+		t.Fatalf("kernel has %d NFQUEUE targets, want 2", got)
+	}
+	if _, errOut, err := o.Run("", "ping", "-c", "3", "-i", "0.2", "-W", "1", "198.18.0.1"); err != nil {
+		t.Fatalf("ping through lossless rules without a reader failed (not fail-open): %v: %s", err, errOut)
+	}
+	got, err := ReadCounters(o.conn, "nfmirror")
+	if err != nil {
+		t.Fatalf("ReadCounters: %v", err)
+	}
+	for id := 0; id < 3; id++ {
+		if got[id].Packets != 3 {
+			t.Errorf("rule %d counted %d packets, want 3 (all: %v)", id, got[id].Packets, got)
+		}
 	}
 }

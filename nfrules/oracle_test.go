@@ -152,6 +152,9 @@ func oracleCases(t *testing.T) []oracleCase {
 		{"numgen eq", pre, "", []Match{&Sample{Mod: 2, Op: OpImplicit, Value: 0}}, "numgen random mod 2 0"},
 		{"two deps", pre, "", []Match{c("ip saddr", OpImplicit, one(addr("198.18.0.1"))), c("tcp dport", OpImplicit, one(port(22)))}, "ip saddr 198.18.0.1 tcp dport 22"},
 		{"explicit l4proto", pre, "", []Match{c("meta l4proto", OpImplicit, one(u8("tcp", 6))), c("tcp dport", OpImplicit, one(port(80)))}, "tcp dport 80"},
+		{"ip protocol then tcp", pre, "", []Match{c("ip protocol", OpImplicit, one(u8("tcp", 6))), c("tcp dport", OpImplicit, one(port(22)))}, "ip protocol tcp tcp dport 22"},
+		{"ip6 nexthdr then udp", pre, "", []Match{c("ip6 nexthdr", OpImplicit, one(u8("udp", 17))), c("udp dport", OpImplicit, one(port(53)))}, "ip6 nexthdr udp udp dport 53"},
+		{"netdev ether type then ip", HookIngress, "eth0", []Match{c("ether type", OpImplicit, one(dat("ip", be16(0x0800)))), c("ip saddr", OpImplicit, one(addr("198.18.0.1")))}, "ip saddr 198.18.0.1"}, // nft hides the dependency it would add itself
 		{"netdev ether saddr", HookIngress, "eth0", []Match{c("ether saddr", OpImplicit, one(dat("02:00:00:00:00:01", []byte{2, 0, 0, 0, 0, 1})))}, "ether saddr 02:00:00:00:00:01"},
 		{"netdev ether type", HookIngress, "eth0", []Match{c("ether type", OpImplicit, one(dat("arp", be16(0x0806))))}, "ether type arp"},
 		{"netdev vlan id", HookIngress, "eth0", []Match{c("vlan id", OpImplicit, one(dat("10", be16(10))))}, "vlan id 10"},
