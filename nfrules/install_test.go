@@ -273,3 +273,29 @@ func TestLosslessFailOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestHostOrderSetsMatch: sets of interface names and marks list wrongly in
+// nft 1.0.6 (see oracleCases) but the kernel matches them: three pings with
+// mark 7 out through lo are counted by both rules, and none by the rule for
+// other values.
+func TestHostOrderSetsMatch(t *testing.T) {
+	o := newOracleNS(t)
+	o.MustRun(t, "ip", "addr", "add", "198.18.0.1/24", "dev", "eth0")
+	p := o.compile(t, mustParse(t, `output {
+    meta mark { 0x1, 0x7 } icmp type echo-request mirror to span0
+    oifname { "lo", "eth1" } icmp type echo-request mirror to span0
+    meta mark { 0x2, 0x3 } oifname { "eth0", "eth1" } mirror to span0
+}
+`))
+	if err := p.Install(o.conn); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	o.MustRun(t, "ping", "-c", "3", "-i", "0.2", "-W", "1", "-m", "7", "198.18.0.1")
+	got, err := ReadCounters(o.conn, "nfmirror")
+	if err != nil {
+		t.Fatalf("ReadCounters: %v", err)
+	}
+	if got[0].Packets != 3 || got[1].Packets != 3 || got[2].Packets != 0 {
+		t.Errorf("counters %v, want 3, 3 and 0 packets", got)
+	}
+}
