@@ -8,7 +8,7 @@ import (
 
 // headroom is the room left in front of every packet the segmenter emits, so
 // that a sink can write an Ethernet header there without copying.
-const headroom = 14
+const headroom = 18
 
 // TCP flags the segmenter treats specially.
 const (

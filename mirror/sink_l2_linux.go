@@ -1,0 +1,122 @@
+package mirror
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nfmirror/nfmirror/route"
+)
+
+// L2Sink writes whole Ethernet frames (copies from netdev hooks) onto a
+// mirror port, byte-exact, with an AF_PACKET socket bound to the port. Its
+// frames carry the port's mark and bypass the qdisc, so nfmirror never
+// mirrors them again.
+//
+// A frame larger than the port MTU that is an untruncated IPv4 or IPv6
+// packet (GRO on the capture side) is segmented or fragmented and each piece
+// written with the original MAC header (checksums recomputed); other frames,
+// and truncated copies, are written as they are (an oversize one fails with
+// EMSGSIZE and is counted). When the port disappears, sends fail and are
+// counted; the sink looks the port up by name again, at most once a second,
+// and resumes on the new ifindex.
+type L2Sink struct {
+	mu  sync.Mutex
+	ps  *packetSocket
+	pst portState
+	seg segmenter
+	c   sinkCounters
+}
+
+var _ Sink = (*L2Sink)(nil)
+
+// NewL2Sink opens an L2 sink on port. log may be nil.
+func NewL2Sink(port route.Port, log *slog.Logger, opts ...SinkOption) (*L2Sink, error) {
+	var cfg sinkConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := netlinkHandle(cfg.netnsFD)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := openPacketSocket(cfg.netnsFD, port.Index, port.Mark)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("l2 sink on %s: %w", port.Name, err)
+	}
+	return &L2Sink{ps: ps, pst: portState{port: port, h: h, log: discardIfNil(log)}}, nil
+}
+
+// Send writes one frame.
+func (s *L2Sink) Send(p *Packet) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c.packets.Add(1)
+	err := s.send(p)
+	if err != nil {
+		s.c.errors.Add(1)
+		if linkGone(err) {
+			if port, changed := s.pst.resolve(); changed {
+				s.c.resolves.Add(1)
+				if berr := s.ps.bind(port.Index); berr != nil {
+					s.pst.log.Warn("rebind l2 sink", "port", port.Name, "err", berr)
+				}
+			}
+		}
+		return fmt.Errorf("write frame to %s: %w", s.pst.port.Name, err)
+	}
+	return nil
+}
+
+func (s *L2Sink) send(p *Packet) error {
+	f := p.Data
+	mtu := s.pst.port.MTU
+	if len(f) < 14 || len(f)-14 <= mtu || p.OrigLen > len(f) || mtu <= 0 {
+		if err := s.ps.write(f); err != nil {
+			return err
+		}
+		s.c.sent.Add(1)
+		return nil
+	}
+	mac := 12
+	etype := binary.BigEndian.Uint16(f[12:])
+	if etype == 0x8100 && len(f) >= 18 { // one 802.1Q tag
+		mac = 16
+		etype = binary.BigEndian.Uint16(f[16:])
+	}
+	mac += 2
+	if etype != 0x0800 && etype != 0x86dd {
+		if err := s.ps.write(f); err != nil { // fails: too big, counted
+			return err
+		}
+		s.c.sent.Add(1)
+		return nil
+	}
+	frames, err := s.seg.split(f[mac:], mtu, false) // a VLAN tag may exceed the MTU
+	if err != nil {
+		return err
+	}
+	s.c.segmented.Add(1)
+	for _, fr := range frames {
+		fr = fr[headroom-mac:]
+		copy(fr, f[:mac])
+		if err := s.ps.write(fr); err != nil {
+			return err
+		}
+		s.c.sent.Add(1)
+	}
+	return nil
+}
+
+// Stats returns the sink's counters.
+func (s *L2Sink) Stats() SinkStats { return s.c.stats() }
+
+// Close closes the sink's socket.
+func (s *L2Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pst.h.Close()
+	return s.ps.close()
+}

@@ -1,0 +1,416 @@
+package mirror
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfmirror/nfmirror/route"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// sinkRequireRoot skips a test that needs root, or fails it when
+// NFMIRROR_REQUIRE_ROOT=1 so that CI cannot pass by skipping.
+func sinkRequireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("NFMIRROR_REQUIRE_ROOT") == "1" {
+		t.Fatal("needs root (NFMIRROR_REQUIRE_ROOT=1)")
+	}
+	t.Skip("needs root to create network namespaces")
+}
+
+// sinkNS is a named network namespace made for one test and removed when it
+// ends. No Go thread stays in it: the test uses a netlink handle bound to its
+// fd, sockets opened through inNetNS, and "ip -n".
+type sinkNS struct {
+	name string
+	fd   netns.NsHandle
+	h    *netlink.Handle
+}
+
+func newSinkNS(t *testing.T) *sinkNS {
+	t.Helper()
+	sinkRequireRoot(t)
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "nfm-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	fd, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatalf("open netns %s: %v", name, err)
+	}
+	t.Cleanup(func() { fd.Close() })
+	h, err := netlink.NewHandleAt(fd)
+	if err != nil {
+		t.Fatalf("netlink handle in %s: %v", name, err)
+	}
+	t.Cleanup(h.Close)
+	return &sinkNS{name: name, fd: fd, h: h}
+}
+
+func (n *sinkNS) ip(t *testing.T, args string) {
+	t.Helper()
+	a := append([]string{"-n", n.name}, strings.Fields(args)...)
+	if out, err := exec.Command("ip", a...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(a, " "), err, out)
+	}
+}
+
+func (n *sinkNS) txPackets(t *testing.T, dev string) uint64 {
+	t.Helper()
+	l, err := n.h.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Attrs().Statistics.TxPackets
+}
+
+// spanLab is a router namespace whose mirror port span0 leads to mon0 in a
+// monitor namespace, plus a second interface other0 that carries the
+// router's default routes, so that a misrouted copy would leave there.
+type spanLab struct {
+	r, m    *sinkNS
+	routing *route.Routing
+	port    route.Port
+	capFD   int // AF_PACKET on mon0
+	otherFD int // AF_PACKET on other1
+}
+
+// assertNothingElsewhere fails the test if any copy (or an answer to one: the
+// test copies come from 198.18.50.1 or 2001:db8:50::1, or carry "nfm-")
+// arrived on other1.
+func (l *spanLab) assertNothingElsewhere(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 70000)
+	for range 10000 {
+		n, _, err := unix.Recvfrom(l.otherFD, buf, unix.MSG_DONTWAIT)
+		if err != nil {
+			return
+		}
+		f := buf[:n]
+		if bytes.Contains(f, []byte("nfm-")) || bytes.Contains(f, []byte{198, 18, 50, 1}) || bytes.Contains(f, sinkIP("2001:db8:50::1")) {
+			t.Errorf("a copy or an answer to one left through other0: % x", f)
+		}
+	}
+}
+
+func newSpanLab(t *testing.T) *spanLab {
+	r, m := newSinkNS(t), newSinkNS(t)
+	r.ip(t, "link add span0 type veth peer name mon0 netns "+m.name)
+	r.ip(t, "link add other0 type veth peer name other1 netns "+m.name)
+	// No IPv6 link-local address on the port: no DAD, no router
+	// solicitations of its own on the mirror.
+	r.ip(t, "link set span0 addrgenmode none")
+	r.ip(t, "link set lo up")
+	r.ip(t, "addr add 198.18.0.1/32 dev lo")
+	r.ip(t, "addr add 2001:db8::1/128 dev lo")
+	r.ip(t, "link set other0 up")
+	r.ip(t, "addr add 198.18.1.1/24 dev other0")
+	r.ip(t, "addr add 2001:db8:1::1/64 dev other0 nodad")
+	r.ip(t, "route add default via 198.18.1.2")
+	r.ip(t, "-6 route add default via 2001:db8:1::2")
+	m.ip(t, "link set mon0 addrgenmode none")
+	m.ip(t, "link set mon0 promisc on up")
+	m.ip(t, "link set other1 up")
+	routing, err := route.Setup(r.h, route.Config{StateDir: t.TempDir()}, []string{"span0"})
+	if err != nil {
+		t.Fatalf("route.Setup: %v", err)
+	}
+	t.Cleanup(func() { routing.Undo() })
+	l := &spanLab{r: r, m: m, routing: routing, port: routing.Ports()[0]}
+	mon, err := m.h.LinkByName("mon0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = inNetNS(int(m.fd), func() error {
+		var err error
+		l.capFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("capture socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(l.capFD) })
+	if err := unix.Bind(l.capFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: mon.Attrs().Index}); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
+	unix.SetsockoptTimeval(l.capFD, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	// Everything that leaves other0 is watched too: the kernel's own
+	// chatter (ND, MLD, ARP) may pass there, copies must not.
+	other, err := m.h.LinkByName("other1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = inNetNS(int(m.fd), func() error {
+		var err error
+		l.otherFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("capture socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(l.otherFD) })
+	if err := unix.Bind(l.otherFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: other.Attrs().Index}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // carrier up
+	l.drain()
+	return l
+}
+
+func (l *spanLab) drain() {
+	buf := make([]byte, 70000)
+	for range 1000 {
+		if _, _, err := unix.Recvfrom(l.capFD, buf, unix.MSG_DONTWAIT); err != nil {
+			return
+		}
+	}
+}
+
+// capture returns the frames that arrive on mon0 until want of them have
+// come and then 300 ms of quiet, or 3 s have passed.
+func (l *spanLab) capture(want int) [][]byte {
+	var got [][]byte
+	buf := make([]byte, 70000)
+	deadline := time.Now().Add(3 * time.Second)
+	quietUntil := time.Time{}
+	for time.Now().Before(deadline) {
+		n, from, err := unix.Recvfrom(l.capFD, buf, 0)
+		if err != nil {
+			if len(got) >= want && time.Now().After(quietUntil) {
+				break
+			}
+			continue
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		got = append(got, append([]byte(nil), buf[:n]...))
+		quietUntil = time.Now().Add(300 * time.Millisecond)
+	}
+	return got
+}
+
+// sinkUDPPacket builds a whole IPv4 or IPv6 UDP packet with correct checksums.
+func sinkUDPPacket(src, dst string, hops byte, payload string) []byte {
+	v6 := strings.Contains(dst, ":")
+	var ip []byte
+	udp := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint16(udp[0:], 40001)
+	binary.BigEndian.PutUint16(udp[2:], 9)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	udp = append(udp, payload...)
+	if v6 {
+		ip = make([]byte, 40)
+		ip[0], ip[1], ip[2], ip[3] = 0x62, 0x81, 0x23, 0x45
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
+		ip[6], ip[7] = protoUDP, hops
+		copy(ip[8:], sinkIP(src).To16())
+		copy(ip[24:], sinkIP(dst).To16())
+	} else {
+		ip = make([]byte, 20)
+		ip[0], ip[1] = 0x45, 0x28
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
+		binary.BigEndian.PutUint16(ip[4:], 0x4242)
+		ip[6], ip[8], ip[9] = 0x40, hops, protoUDP
+		copy(ip[12:], sinkIP(src).To4())
+		copy(ip[16:], sinkIP(dst).To4())
+	}
+	pkt := append(ip, udp...)
+	fixChecksums(pkt)
+	return pkt
+}
+
+func TestRouteSinkDelivery(t *testing.T) {
+	l := newSpanLab(t)
+	s, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	own := l.port.MAC
+	bcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	tests := []struct {
+		name   string
+		pkt    []byte
+		dstMAC []byte
+	}{
+		{"ipv4 routed", sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-v4"), own},
+		{"ipv6 routed", sinkUDPPacket("2001:db8:50::1", "2001:db8:60::2", 5, "nfm-v6"), own},
+		{"ipv4 to the router", sinkUDPPacket("198.18.50.1", "198.18.0.1", 9, "nfm-local4"), own},
+		{"ipv6 to the router", sinkUDPPacket("2001:db8:50::1", "2001:db8::1", 9, "nfm-local6"), own},
+		{"ipv4 to the other0 address", sinkUDPPacket("198.18.50.1", "198.18.1.1", 9, "nfm-local4b"), own},
+		{"ipv4 directed broadcast", sinkUDPPacket("198.18.50.1", "198.18.1.255", 9, "nfm-bcast"), bcast},
+		{"ipv4 broadcast", sinkUDPPacket("198.18.50.1", "255.255.255.255", 9, "nfm-bcast2"), bcast},
+		{"ipv4 multicast", sinkUDPPacket("198.18.50.1", "224.0.0.251", 1, "nfm-mcast4"), []byte{1, 0, 0x5e, 0, 0, 0xfb}},
+		{"ipv6 multicast", sinkUDPPacket("fe80::1", "ff02::fb", 1, "nfm-mcast6"), []byte{0x33, 0x33, 0, 0, 0, 0xfb}},
+		{"ipv6 link-local", sinkUDPPacket("fe80::1", "fe80::2", 255, "nfm-ll6"), own},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			loTx := l.r.txPackets(t, "lo")
+			if err := s.Send(&Packet{Data: tt.pkt}); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			frames := l.capture(1)
+			if len(frames) != 1 {
+				t.Fatalf("%d frames on mon0, want 1", len(frames))
+			}
+			f := frames[0]
+			etype := []byte{0x08, 0x00}
+			if tt.pkt[0]>>4 == 6 {
+				etype = []byte{0x86, 0xdd}
+			}
+			want := append(append(append(append([]byte{}, tt.dstMAC...), own...), etype...), tt.pkt...)
+			if !bytes.Equal(f, want) {
+				t.Errorf("frame on mon0:\n got % x\nwant % x", f, want)
+			}
+			if d := l.r.txPackets(t, "lo") - loTx; d != 0 {
+				t.Errorf("%d packets delivered locally (lo tx)", d)
+			}
+		})
+	}
+	st := s.Stats()
+	if st.Errors != 0 || st.Sent != uint64(len(tests)) || st.L2 != 8 {
+		t.Errorf("stats %+v, want %d sent, 8 at layer 2, no errors", st, len(tests))
+	}
+	l.assertNothingElsewhere(t)
+}
+
+func TestRouteSinkSuperPacket(t *testing.T) {
+	l := newSpanLab(t)
+	s, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, v6 := range []bool{false, true} {
+		pkt := testPacket(v6, protoTCP, 9000-52)
+		if v6 {
+			pkt = testPacket(v6, protoTCP, 9000-72)
+		}
+		ipl := 20
+		if v6 {
+			ipl = 40
+		}
+		if err := s.Send(&Packet{Data: pkt}); err != nil {
+			t.Fatalf("v6=%v: Send: %v", v6, err)
+		}
+		frames := l.capture(7)
+		if len(frames) != 7 {
+			t.Fatalf("v6=%v: %d frames, want 7 segments", v6, len(frames))
+		}
+		var stream []byte
+		for i, f := range frames {
+			if len(f) > 1514 {
+				t.Errorf("v6=%v: frame %d is %d bytes", v6, i, len(f))
+			}
+			p := f[14:]
+			th := p[ipl:]
+			if naiveSum(pseudo(p, protoTCP, len(th)), th) != 0xffff {
+				t.Errorf("v6=%v: segment %d: bad TCP checksum", v6, i)
+			}
+			stream = append(stream, th[32:]...)
+		}
+		if !bytes.Equal(stream, pkt[ipl+32:]) {
+			t.Errorf("v6=%v: reassembled stream differs", v6)
+		}
+	}
+}
+
+func TestL2SinkByteExact(t *testing.T) {
+	l := newSpanLab(t)
+	s, err := NewL2Sink(l.port, nil, WithNetNS(int(l.r.fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ip := sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, "nfm-l2")
+	ip[len(ip)-1] ^= 0xff // a wrong checksum stays wrong: byte-exact
+	frame := append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ip...)
+	arp := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 2, 0x08, 0x06}, make([]byte, 28)...)
+	for _, f := range [][]byte{frame, arp} {
+		if err := s.Send(&Packet{Data: f, L2: true}); err != nil {
+			t.Fatal(err)
+		}
+		got := l.capture(1)
+		if len(got) != 1 || !bytes.Equal(got[0], f) {
+			t.Errorf("got %d frames, first % x; want % x", len(got), got, f)
+		}
+	}
+	l.assertNothingElsewhere(t)
+}
+
+func TestSinkPortComesBack(t *testing.T) {
+	l := newSpanLab(t)
+	rs, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-back")
+	l.r.ip(t, "link del span0")
+	// Sends fail while the port is gone, and are counted.
+	for range 3 {
+		if err := rs.Send(&Packet{Data: pkt}); err == nil {
+			t.Error("Send succeeded with the port gone")
+		}
+	}
+	l.r.ip(t, "link add span0 type veth peer name mon0 netns "+l.m.name)
+	l.r.ip(t, "link set span0 addrgenmode none")
+	l.m.ip(t, "link set mon0 addrgenmode none")
+	l.m.ip(t, "link set mon0 promisc on up")
+	if err := l.routing.Reapply(); err != nil {
+		t.Fatalf("Reapply: %v", err)
+	}
+	mon, err := l.m.h.LinkByName("mon0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(l.capFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: mon.Attrs().Index}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the sink looks again at most once a second
+	l.drain()
+	var ok bool
+	for range 5 { // the first send after the port returns may fail and re-resolve
+		if err := rs.Send(&Packet{Data: pkt}); err == nil {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		t.Fatalf("the sink did not resume: %+v", rs.Stats())
+	}
+	frames := l.capture(1)
+	if len(frames) != 1 || !bytes.Equal(frames[0][14:], pkt) {
+		t.Errorf("after the port came back: %d frames", len(frames))
+	}
+	if st := rs.Stats(); st.Errors < 3 || st.Resolves < 1 {
+		t.Errorf("stats %+v: want the failures counted and a re-resolve", st)
+	}
+}
+
+func sinkIP(s string) net.IP {
+	ip := net.ParseIP(s)
+	if ip == nil {
+		panic("bad IP " + s)
+	}
+	return ip
+}

@@ -1,0 +1,364 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nfmirror/nfmirror/route"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// localRefresh is how often the set of local destinations is read again in
+// full, besides the refresh on every change notified for the local table.
+const localRefresh = 5 * time.Second
+
+// RouteSink replays IP copies onto a mirror port through fwmark policy
+// routing (route.Setup): IPv4 through a raw socket with IP_HDRINCL, IPv6
+// through a raw socket with IPV6_HDRINCL, both marked with the port's mark
+// and bound to the port, so that a copy leaves through the port or not at
+// all. The copy keeps its TTL or hop limit, TOS or traffic class and flow
+// label.
+//
+// Routing cannot carry every copy: one addressed to an address of this host
+// would be delivered locally (the local table comes before any fwmark rule),
+// and broadcast and multicast ones would not follow the fwmark rule. The sink
+// keeps the set of destinations of the kernel's local table (refreshed on
+// every route change of that table and every 5 s) and writes those copies,
+// and every multicast and broadcast copy, at layer 2 instead, with an
+// AF_PACKET socket on the port and an Ethernet header built for it: the
+// port's own MAC as destination (what NOARP gives routed copies), the
+// multicast MAC for multicast, ff:ff:ff:ff:ff:ff for broadcast. IPv6
+// link-local copies go at layer 2 too: routing them needs a link-local source
+// address on the port.
+//
+// A copy larger than the port MTU is split into TCP segments or IP fragments;
+// checksums of every untruncated copy are recomputed (local packets may carry
+// partial ones). Truncated copies are sent as they are.
+//
+// When the port disappears, sends fail and are counted; the sink looks the
+// port up by name again, at most once a second, and resumes when it is back
+// (route.Routing.Reapply puts its routes back).
+type RouteSink struct {
+	mu     sync.Mutex
+	fd4    int
+	fd6    int
+	ps     *packetSocket
+	pst    portState
+	seg    segmenter
+	c      sinkCounters
+	local  atomic.Pointer[localSet]
+	sa4    unix.SockaddrInet4
+	sa6    unix.SockaddrInet6
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+var _ Sink = (*RouteSink)(nil)
+
+// localSet holds the destinations of the kernel's local table.
+type localSet struct {
+	addrs    map[netip.Addr]struct{}
+	bcast    map[netip.Addr]struct{} // the broadcast routes among addrs
+	prefixes []netip.Prefix          // local routes wider than one address (127.0.0.0/8)
+}
+
+func (l *localSet) has(a netip.Addr) bool {
+	if _, ok := l.addrs[a]; ok {
+		return true
+	}
+	for _, p := range l.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRouteSink opens a route sink on port. log may be nil. The port must have
+// been set up by route.Setup in the same namespace.
+func NewRouteSink(port route.Port, log *slog.Logger, opts ...SinkOption) (*RouteSink, error) {
+	var cfg sinkConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	log = discardIfNil(log)
+	h, err := netlinkHandle(cfg.netnsFD)
+	if err != nil {
+		return nil, err
+	}
+	s := &RouteSink{fd4: -1, fd6: -1, pst: portState{port: port, h: h, log: log}}
+	s.seg.fragID = uint32(time.Now().UnixNano())
+	fail := func(err error) (*RouteSink, error) {
+		s.closeAll()
+		return nil, fmt.Errorf("route sink on %s: %w", port.Name, err)
+	}
+	err = inNetNS(cfg.netnsFD, func() error {
+		var err error
+		if s.fd4, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW); err != nil {
+			return fmt.Errorf("open ipv4 raw socket: %w", err)
+		}
+		if s.fd6, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW); err != nil {
+			return fmt.Errorf("open ipv6 raw socket: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := unix.SetsockoptInt(s.fd6, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
+		return fail(fmt.Errorf("set ipv6 hdrincl: %w", err))
+	}
+	for _, fd := range []int{s.fd4, s.fd6} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(port.Mark)); err != nil {
+			return fail(fmt.Errorf("set mark %#x: %w", port.Mark, err))
+		}
+		// Bound to the port: the route lookup is made for the port only,
+		// so a copy goes out of the port or fails.
+		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, port.Name); err != nil {
+			return fail(fmt.Errorf("bind raw socket to %s: %w", port.Name, err))
+		}
+	}
+	if s.ps, err = openPacketSocket(cfg.netnsFD, port.Index, port.Mark); err != nil {
+		return fail(err)
+	}
+	if err := s.refreshLocal(); err != nil {
+		return fail(err)
+	}
+	// Route changes of the local table trigger a refresh.
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan struct{})
+	updates := make(chan netlink.RouteUpdate, 64)
+	subOpts := netlink.RouteSubscribeOptions{
+		ErrorCallback: func(err error) { log.Debug("route updates", "err", err) },
+	}
+	if cfg.netnsFD != 0 {
+		ns := netns.NsHandle(cfg.netnsFD)
+		subOpts.Namespace = &ns
+	}
+	if err := netlink.RouteSubscribeWithOptions(updates, ctx.Done(), subOpts); err != nil {
+		cancel()
+		return fail(fmt.Errorf("subscribe to route updates: %w", err))
+	}
+	go s.watchLocal(ctx, updates)
+	return s, nil
+}
+
+// watchLocal refreshes the local set on local-table changes and periodically.
+func (s *RouteSink) watchLocal(ctx context.Context, updates <-chan netlink.RouteUpdate) {
+	defer close(s.done)
+	t := time.NewTicker(localRefresh)
+	defer t.Stop()
+	for {
+		refresh := false
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-updates:
+			if !ok {
+				// The subscription ended (error): fall back to the ticker.
+				updates = nil
+				continue
+			}
+			refresh = u.Table == unix.RT_TABLE_LOCAL
+		case <-t.C:
+			refresh = true
+		}
+		if refresh {
+			if err := s.refreshLocal(); err != nil {
+				s.pst.log.Warn("refresh local addresses", "err", err)
+			}
+		}
+	}
+}
+
+// refreshLocal reads the destinations of the local table.
+func (s *RouteSink) refreshLocal() error {
+	set := &localSet{addrs: map[netip.Addr]struct{}{}, bcast: map[netip.Addr]struct{}{}}
+	filter := &netlink.Route{Table: unix.RT_TABLE_LOCAL}
+	err := s.pst.h.RouteListFilteredIter(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_TABLE, func(r netlink.Route) bool {
+		if r.Type != unix.RTN_LOCAL && r.Type != unix.RTN_BROADCAST && r.Type != unix.RTN_ANYCAST {
+			return true
+		}
+		if r.Dst == nil {
+			return true
+		}
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok {
+			return true
+		}
+		a = a.Unmap()
+		ones, bits := r.Dst.Mask.Size()
+		if ones == bits {
+			set.addrs[a] = struct{}{}
+			if r.Type == unix.RTN_BROADCAST {
+				set.bcast[a] = struct{}{}
+			}
+		} else {
+			set.prefixes = append(set.prefixes, netip.PrefixFrom(a, ones).Masked())
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("list local table: %w", err)
+	}
+	s.local.Store(set)
+	return nil
+}
+
+// l2Dest says whether an IP packet must be written at layer 2, and to which
+// MAC address.
+func (s *RouteSink) l2Dest(ip []byte, own net.HardwareAddr, mac []byte) bool {
+	var dst netip.Addr
+	if ip[0]>>4 == 4 {
+		d := [4]byte(ip[16:20])
+		dst = netip.AddrFrom4(d)
+		switch {
+		case d[0]&0xf0 == 0xe0: // 224.0.0.0/4
+			copy(mac, []byte{0x01, 0x00, 0x5e, d[1] & 0x7f, d[2], d[3]})
+			return true
+		case d == [4]byte{255, 255, 255, 255}:
+			copy(mac, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			return true
+		}
+	} else {
+		d := [16]byte(ip[24:40])
+		dst = netip.AddrFrom16(d)
+		if d[0] == 0xff {
+			copy(mac, []byte{0x33, 0x33, d[12], d[13], d[14], d[15]})
+			return true
+		}
+		if d[0] == 0xfe && d[1]&0xc0 == 0x80 {
+			// Link-local: the route lookup wants a link-local source
+			// address on the port, which a mirror port need not have.
+			copy(mac, own)
+			return true
+		}
+	}
+	local := s.local.Load()
+	if dst.IsUnspecified() || dst.IsLoopback() || local.has(dst) {
+		copy(mac, own)
+		if _, ok := local.bcast[dst]; ok {
+			// A directed broadcast of one of our subnets.
+			copy(mac, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		}
+		return true
+	}
+	return false
+}
+
+// Send replays one IP copy.
+func (s *RouteSink) Send(p *Packet) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c.packets.Add(1)
+	err := s.send(p)
+	if err != nil {
+		s.c.errors.Add(1)
+		if linkGone(err) {
+			if port, changed := s.pst.resolve(); changed {
+				s.c.resolves.Add(1)
+				if berr := s.rebind(port); berr != nil {
+					s.pst.log.Warn("rebind route sink", "port", port.Name, "err", berr)
+				}
+			}
+		}
+		return fmt.Errorf("replay copy to %s: %w", s.pst.port.Name, err)
+	}
+	return nil
+}
+
+func (s *RouteSink) send(p *Packet) error {
+	d := p.Data
+	if len(d) < 20 || (d[0]>>4 != 4 && d[0]>>4 != 6) || (d[0]>>4 == 6 && len(d) < 40) {
+		return fmt.Errorf("not an IP packet (%d bytes)", len(d))
+	}
+	port := &s.pst.port
+	frames, err := s.seg.split(d, port.MTU, p.OrigLen > len(d))
+	if err != nil {
+		return err
+	}
+	if len(frames) > 1 {
+		s.c.segmented.Add(1)
+	}
+	var mac [6]byte
+	l2 := s.l2Dest(d, port.MAC, mac[:])
+	if l2 {
+		s.c.l2.Add(1)
+	}
+	for _, f := range frames {
+		ip := f[headroom:]
+		switch {
+		case l2:
+			etype := uint16(0x0800)
+			if ip[0]>>4 == 6 {
+				etype = 0x86dd
+			}
+			fr := f[headroom-14:]
+			ethernetHeader(fr, mac[:], port.MAC, etype)
+			err = s.ps.write(fr)
+		case ip[0]>>4 == 4:
+			s.sa4.Addr = [4]byte(ip[16:20])
+			err = unix.Sendto(s.fd4, ip, unix.MSG_DONTWAIT, &s.sa4)
+		default:
+			s.sa6.Addr = [16]byte(ip[24:40])
+			err = unix.Sendto(s.fd6, ip, unix.MSG_DONTWAIT, &s.sa6)
+		}
+		if err != nil {
+			return err
+		}
+		s.c.sent.Add(1)
+	}
+	return nil
+}
+
+// rebind binds the sockets to the port's new ifindex.
+func (s *RouteSink) rebind(port route.Port) error {
+	err := s.ps.bind(port.Index)
+	for _, fd := range []int{s.fd4, s.fd6} {
+		if berr := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, port.Name); berr != nil && err == nil {
+			err = fmt.Errorf("bind raw socket to %s: %w", port.Name, berr)
+		}
+	}
+	return err
+}
+
+// Stats returns the sink's counters.
+func (s *RouteSink) Stats() SinkStats { return s.c.stats() }
+
+// Close stops the local-table watcher and closes the sink's sockets.
+func (s *RouteSink) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeAll()
+}
+
+func (s *RouteSink) closeAll() error {
+	var err error
+	for _, fd := range []int{s.fd4, s.fd6} {
+		if fd >= 0 {
+			if cerr := unix.Close(fd); cerr != nil && err == nil {
+				err = fmt.Errorf("close raw socket: %w", cerr)
+			}
+		}
+	}
+	s.fd4, s.fd6 = -1, -1
+	if s.ps != nil {
+		s.ps.close()
+		s.ps = nil
+	}
+	s.pst.h.Close()
+	return err
+}
