@@ -29,8 +29,9 @@ type Config struct {
 	// NetNS is a file descriptor of the network namespace to open the
 	// kernel sockets in; 0 means the caller's namespace.
 	NetNS int
-	// InetReader chooses the NFLOG reader for inet channels (netdev channels
-	// always use the built-in reader, which go-nflog cannot serve).
+	// InetReader chooses the NFLOG reader for inet channels; the zero value
+	// is the builtin reader. Netdev channels always use the builtin reader:
+	// go-nflog v2.3.0 drops their messages.
 	InetReader NFLOGReader
 	// Log receives diagnostics; nil discards them.
 	Log *slog.Logger
@@ -39,12 +40,16 @@ type Config struct {
 // NFLOGReader names an implementation of the NFLOG reader.
 type NFLOGReader int
 
+// The NFLOG readers. The builtin reader is the default: under a 20000-copy
+// ping flood in a namespace it cost 8-11 µs of process CPU per copy against
+// 12-20 µs for go-nflog (two recvmsg per datagram, allocations per copy),
+// with no copy lost by either (TestPipelineNetnsReaderCost).
 const (
-	// ReaderGoNFLOG reads inet NFLOG groups with github.com/florianl/go-nflog.
-	ReaderGoNFLOG NFLOGReader = iota
 	// ReaderBuiltin reads with nfmirror's own reader: one recvmsg per
 	// datagram into a reused buffer, no allocation per copy.
-	ReaderBuiltin
+	ReaderBuiltin NFLOGReader = iota
+	// ReaderGoNFLOG reads inet NFLOG groups with github.com/florianl/go-nflog.
+	ReaderGoNFLOG
 )
 
 // Pipeline reads copies from the kernel and hands them to sinks: one reader

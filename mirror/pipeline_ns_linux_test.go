@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -398,4 +399,41 @@ func countFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestPipelineNetnsReaderCost compares the CPU the two inet NFLOG readers
+// spend per copy under a ping flood. It only reports figures; it runs when
+// NFMIRROR_BENCH=1.
+func TestPipelineNetnsReaderCost(t *testing.T) {
+	if os.Getenv("NFMIRROR_BENCH") != "1" {
+		t.Skip("set NFMIRROR_BENCH=1 to measure reader cost")
+	}
+	l := newLab(t)
+	l.nft(t, labRuleset)
+	chans, rules := labChannels()
+	for _, reader := range []NFLOGReader{ReaderGoNFLOG, ReaderBuiltin, ReaderGoNFLOG, ReaderBuiltin} {
+		sink := &countSink{}
+		p, stop := startPipeline(t, l, Config{Channels: chans[:1], Rules: rules[:1], Sinks: map[string]Sink{"m0": sink}, InetReader: reader})
+		var before, after syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+		start := time.Now()
+		out, _, _ := l.a.Run("", "ping", "-n", "-q", "-f", "-c", "20000", "-w", "30", "-s", "1000", "198.18.0.2")
+		elapsed := time.Since(start)
+		time.Sleep(100 * time.Millisecond)
+		syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		c := p.Counters().Snapshot().Channels[0]
+		cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+		name := map[NFLOGReader]string{ReaderGoNFLOG: "go-nflog", ReaderBuiltin: "builtin"}[reader]
+		t.Logf("%-8s: %d copies in %v, %d lost (seq gaps), %d ENOBUFS, process CPU %v = %.2f µs/copy; %s",
+			name, c.Received, elapsed.Round(time.Millisecond), c.SeqGaps, c.ENOBUFS, cpu.Round(time.Millisecond),
+			float64(cpu.Microseconds())/float64(max(c.Received, 1)), strings.TrimSpace(lastLine(out)))
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
