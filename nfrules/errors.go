@@ -34,9 +34,14 @@ func (l *ErrorList) Add(pos Pos, source, msg string) {
 	*l = append(*l, &Error{Pos: pos, Msg: msg, Source: source})
 }
 
-// Len, Swap and Less make ErrorList sortable by file, line and column.
-func (l ErrorList) Len() int      { return len(l) }
+// Len returns the number of errors; with Swap and Less it makes ErrorList
+// sortable by file, line and column.
+func (l ErrorList) Len() int { return len(l) }
+
+// Swap swaps two errors.
 func (l ErrorList) Swap(i, j int) { l[i], l[j] = l[j], l[i] }
+
+// Less orders errors by file, line, column, then message.
 func (l ErrorList) Less(i, j int) bool {
 	a, b := l[i].Pos, l[j].Pos
 	if a.File != b.File {

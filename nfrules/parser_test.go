@@ -461,3 +461,48 @@ func TestParseVariableBlowup(t *testing.T) {
 		t.Errorf("first error %v, want line 17: value of v16 is too large", e)
 	}
 }
+
+func TestParseIncludeErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("main.nft", "include \"sub/a.nft\"\nprerouting { tcp dport $p mirror to span0 }\n")
+	write("sub/a.nft", "include \"b.nft\"\ndefine p = { 22, 80 }\n")
+	write("sub/b.nft", "# b\ninput {\n  tcp dport 99999 mirror to span0\n}\n")
+	_, err := ParseFile(filepath.Join(dir, "main.nft"))
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 1 {
+		t.Fatalf("error %v, want one error", err)
+	}
+	e := list[0]
+	if e.Pos.File != filepath.Join(dir, "sub", "b.nft") || e.Pos.Line != 3 || e.Pos.Col != 13 {
+		t.Errorf("error at %s, want sub/b.nft:3:13", e.Pos)
+	}
+	if e.Source != "  tcp dport 99999 mirror to span0" {
+		t.Errorf("source line %q, want the line of b.nft", e.Source)
+	}
+
+	// Fixed, the include chain's variable reaches the main file.
+	write("sub/b.nft", "# b\n")
+	rs, err := ParseFile(filepath.Join(dir, "main.nft"))
+	if err != nil {
+		t.Fatal(Describe(err))
+	}
+	if got := rs.Blocks[0].Rules[0].Text; got != "tcp dport { 22, 80 } mirror to span0" {
+		t.Errorf("rule text %q", got)
+	}
+
+	// A fifo must not block the parser.
+	write("fifo.nft", "include \"/dev/stdin\"\nprerouting { mirror to span0 }\n")
+	if _, err := ParseFile(filepath.Join(dir, "fifo.nft")); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("include of /dev/stdin: %v, want not a regular file", err)
+	}
+}
