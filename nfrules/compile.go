@@ -743,6 +743,12 @@ func (c *compiler) compileCompare(ctx *ruleCtx, m *Compare, out *compiledMatches
 		c.errorf(m.Pos, "match without a field")
 		return false
 	}
+	// nft compiles a set of one element as the element itself.
+	if s, ok := m.Value.(*Set); ok && len(s.Elems) == 1 {
+		one := *m
+		one.Value = s.Elems[0]
+		m = &one
+	}
 	if !c.deps(ctx, m, out) {
 		return false
 	}
@@ -825,13 +831,17 @@ func (c *compiler) compileCompare(ctx *ruleCtx, m *Compare, out *compiledMatches
 		}
 		out.exprs = append(out.exprs, &expr.Cmp{Op: op, Register: 1, Data: v.Prefix.Addr().AsSlice()})
 	case *Set:
+		if m.Op != OpImplicit && m.Op != OpEq && m.Op != OpNeq {
+			c.errorf(m.Pos, "operator %s cannot compare with a set", m.Op)
+			return false
+		}
 		s, ok := c.set(f, v)
 		if !ok {
 			return false
 		}
-		if m.Op != OpImplicit && m.Op != OpEq && m.Op != OpNeq {
-			c.errorf(m.Pos, "operator %s cannot compare with a set", m.Op)
-			return false
+		if s.interval && f.HostOrder {
+			// Interval sets keep host-order keys big-endian, as nft does.
+			out.exprs = append(out.exprs, &expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: f.Len, Size: f.Len})
 		}
 		out.sets = append(out.sets, s)
 		out.exprs = append(out.exprs, &setRef{Lookup: expr.Lookup{SourceRegister: 1, Invert: m.Op == OpNeq}, idx: len(out.sets) - 1})
@@ -864,6 +874,7 @@ func (c *compiler) set(f *Field, s *Set) (*anonSet, bool) {
 	kt.Bytes = f.Len
 	as := &anonSet{keyType: kt}
 	var ivs []interval
+	bigEndianKeys := false
 	for _, e := range s.Elems {
 		switch e := e.(type) {
 		case *Single:
@@ -880,6 +891,9 @@ func (c *compiler) set(f *Field, s *Set) (*anonSet, bool) {
 			}
 			ivs = append(ivs, interval{lo, hi})
 			as.interval = true
+			if f.HostOrder {
+				bigEndianKeys = true
+			}
 		case *Prefix:
 			lo := e.Prefix.Addr().AsSlice()
 			hi := make([]byte, len(lo))
@@ -899,6 +913,13 @@ func (c *compiler) set(f *Field, s *Set) (*anonSet, bool) {
 			as.elems = append(as.elems, nftables.SetElement{Key: iv.lo})
 		}
 		return as, true
+	}
+	if bigEndianKeys {
+		// Host-order keys of an interval set are stored big-endian and the
+		// lookup converts the register first (see compileCompare).
+		for i := range ivs {
+			ivs[i] = interval{bigEndian(f, ivs[i].lo), bigEndian(f, ivs[i].hi)}
+		}
 	}
 	// Interval sets: start and end+1 elements, sorted, with the leading
 	// "0 end" element nft adds when the first interval starts above zero.

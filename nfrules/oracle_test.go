@@ -135,6 +135,11 @@ func oracleCases(t *testing.T) []oracleCase {
 		// lists them byte-swapped ("iifname { "", "" }", "meta mark {
 		// 0x01000000 }") although the kernel matches them right.
 		{"ct state neq", pre, "", []Match{c("ct state", OpNeq, one(ctState("established", 2)))}, "ct state != established"},
+		{"meta mark interval set", pre, "", []Match{c("meta mark", OpImplicit, set(rng(mark(1), mark(5)), one(mark(0x100))))}, "meta mark { 0x00000001-0x00000005, 0x00000100 }"},
+		{"ct mark one-range set", pre, "", []Match{c("ct mark", OpImplicit, set(rng(mark(2), mark(3))))}, "ct mark 0x00000002-0x00000003"},
+		{"one-element set", pre, "", []Match{c("tcp dport", OpImplicit, set(one(port(80))))}, "tcp dport 80"},
+		{"one-element set neq", pre, "", []Match{c("udp dport", OpNeq, set(one(port(53))))}, "udp dport != 53"},
+		{"one-prefix set", pre, "", []Match{c("ip saddr", OpImplicit, set(pfx("198.18.0.0/15")))}, "ip saddr 198.18.0.0/15"},
 		{"ct mark mask neq", pre, "", []Match{&Compare{Field: fld(t, "ct mark"), Mask: &Datum{Text: "0xf", Bytes: h32(0xf)}, Op: OpNeq, Value: one(mark(3))}}, "ct mark & 0x0000000f != 0x00000003"},
 		{"icmpv6 in forward", fwd, "", []Match{c("ip6 saddr", OpImplicit, pfx("2001:db8::/32")), c("icmpv6 type", OpImplicit, one(u8("echo-request", 128)))}, "ip6 saddr 2001:db8::/32 icmpv6 type echo-request"},
 		{"iif", in, "", []Match{c("meta iif", OpImplicit, one(dat(`"eth0"`, nil)))}, `iif "eth0"`},
