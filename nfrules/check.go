@@ -491,6 +491,13 @@ func (p *parser) checkRule(b *Block, r *Rule) bool {
 			fail(c.Pos, "conflicting protocols: %s cannot match together with %s in one rule", why, conflict)
 		}
 	}
+	for _, m := range r.Matches {
+		if c, isCmp := m.(*Compare); isCmp {
+			if conflict := ps.excludes(c); conflict != "" {
+				fail(c.Pos, "conflicting protocols: %s %s %s cannot match together with %s in one rule", c.Field.Name, c.Op, valueSource(c.Value), conflict)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, m := range r.Mirrors {
 		if b.Device != "" && m.Dest == b.Device {
@@ -501,6 +508,93 @@ func (p *parser) checkRule(b *Block, r *Rule) bool {
 		seen[m.Dest] = true
 	}
 	return ok
+}
+
+// excludes checks a protocol match that does not pin a protocol itself (a
+// set, a range, "!=") against the protocols the rule's other matches need:
+// "meta l4proto != tcp" with "tcp dport", "meta l4proto { udp, icmp }" with
+// "tcp dport". It returns the match c contradicts, or "".
+func (s *protoState) excludes(c *Compare) string {
+	f := c.Field
+	if c.Mask != nil || (c.Op != OpImplicit && c.Op != OpEq && c.Op != OpNeq) {
+		return ""
+	}
+	if _, single := c.Value.(*Single); single && c.Op != OpNeq {
+		return "" // pins the protocol: checked as it was read
+	}
+	var holds func(v uint64) bool
+	var why string
+	switch f.Name {
+	case "ether type":
+		if s.ethSet {
+			holds, why = func(v uint64) bool { return v == s.eth }, s.ethWhy
+			break
+		}
+		fallthrough
+	case "meta protocol":
+		if s.l3 == "" {
+			return ""
+		}
+		holds, why = func(v uint64) bool { return l3OfEtherType(v) == s.l3 }, s.l3Why
+	case "meta l4proto", "ip protocol", "ip6 nexthdr":
+		if !s.l4Set {
+			return ""
+		}
+		holds, why = func(v uint64) bool { return v == s.l4 }, s.l4Why
+	default:
+		return ""
+	}
+	if why == c.Field.Name+" "+valueSource(c.Value) {
+		return ""
+	}
+	in := valueHolds(f, c.Value, holds)
+	if c.Op == OpNeq && in || c.Op != OpNeq && !in {
+		return why
+	}
+	return ""
+}
+
+// valueHolds reports whether some value v matches holds.
+func valueHolds(f *Field, v Value, holds func(uint64) bool) bool {
+	switch v := v.(type) {
+	case *Single:
+		return holds(beUint(f, v.V.Bytes))
+	case *Range:
+		for n := beUint(f, v.Lo.Bytes); n <= beUint(f, v.Hi.Bytes); n++ {
+			if holds(n) {
+				return true
+			}
+			if n == 1<<16 { // protocols and ethertypes are at most 16 bits
+				break
+			}
+		}
+	case *Set:
+		for _, e := range v.Elems {
+			if valueHolds(f, e, holds) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// valueSource renders a typed value as nft text, for messages.
+func valueSource(v Value) string {
+	switch v := v.(type) {
+	case *Single:
+		return v.V.Text
+	case *Range:
+		return v.Lo.Text + "-" + v.Hi.Text
+	case *Prefix:
+		return v.Prefix.String()
+	case *Set:
+		parts := make([]string, len(v.Elems))
+		for i, e := range v.Elems {
+			parts[i] = valueSource(e)
+		}
+		return "{ " + strings.Join(parts, ", ") + " }"
+	}
+	return ""
 }
 
 // beUint decodes a Datum's bytes as the number they encode for f.
