@@ -64,6 +64,7 @@ func routesFor(table, ifindex int) []*netlink.Route {
 // Routing is the policy routing Setup applied. Undo removes it.
 type Routing struct {
 	h    *netlink.Handle
+	ownH bool // h was opened by Setup and is closed by Undo
 	cfg  Config
 	mu   sync.Mutex
 	st   state
@@ -80,12 +81,17 @@ type Routing struct {
 // h is the netlink handle of the namespace to work in (nil: the current one).
 // A destination that does not exist yields an error wrapping ErrNoDevice that
 // names it. A state file left by an earlier run yields ErrLeftover.
-func Setup(h *netlink.Handle, cfg Config, dests []string) (*Routing, error) {
-	if h == nil {
-		var err error
+func Setup(h *netlink.Handle, cfg Config, dests []string) (r *Routing, err error) {
+	ownH := h == nil
+	if ownH {
 		if h, err = netlink.NewHandle(); err != nil {
 			return nil, fmt.Errorf("open netlink handle: %w", err)
 		}
+		defer func() {
+			if err != nil {
+				h.Close()
+			}
+		}()
 	}
 	cfg = cfg.withDefaults()
 	if len(dests) > cfg.maxDests() {
@@ -95,7 +101,7 @@ func Setup(h *netlink.Handle, cfg Config, dests []string) (*Routing, error) {
 	if _, err := os.Stat(path); err == nil {
 		return nil, fmt.Errorf("%s: %w", path, ErrLeftover)
 	}
-	r := &Routing{h: h, cfg: cfg, st: state{Priority: cfg.Priority, Mark: cfg.Mark, MarkMask: cfg.MarkMask}}
+	r = &Routing{h: h, ownH: ownH, cfg: cfg, st: state{Priority: cfg.Priority, Mark: cfg.Mark, MarkMask: cfg.MarkMask}}
 	seen := map[string]bool{}
 	for i, name := range dests {
 		if seen[name] {
@@ -122,6 +128,7 @@ func Setup(h *netlink.Handle, cfg Config, dests []string) (*Routing, error) {
 		return nil, err
 	}
 	if err := r.apply(); err != nil {
+		r.ownH = false // closed by the deferred func
 		if uerr := r.Undo(); uerr != nil {
 			return nil, errors.Join(err, fmt.Errorf("undo: %w", uerr))
 		}
@@ -134,6 +141,9 @@ func Setup(h *netlink.Handle, cfg Config, dests []string) (*Routing, error) {
 func (r *Routing) apply() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.done {
+		return errors.New("routing already undone")
+	}
 	ports := make([]Port, 0, len(r.st.Links))
 	for i := range r.st.Links {
 		ls := &r.st.Links[i]
@@ -187,9 +197,6 @@ func (r *Routing) Ports() []Port {
 // run it periodically or on link events. Ports reflects new ifindexes. The
 // sinks re-resolve the port's ifindex by name on their own.
 func (r *Routing) Reapply() error {
-	if r.done {
-		return errors.New("reapply after undo")
-	}
 	return r.apply()
 }
 
@@ -205,6 +212,9 @@ func (r *Routing) Undo() error {
 	err := undoState(r.h, &r.st)
 	if rerr := os.Remove(filepath.Join(r.cfg.StateDir, stateFile)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, fmt.Errorf("remove state file: %w", rerr))
+	}
+	if r.ownH {
+		r.h.Close()
 	}
 	return err
 }
@@ -269,6 +279,7 @@ func Flush(h *netlink.Handle, cfg Config) error {
 		if h, err = netlink.NewHandle(); err != nil {
 			return fmt.Errorf("open netlink handle: %w", err)
 		}
+		defer h.Close()
 	}
 	cfg = cfg.withDefaults()
 	path := filepath.Join(cfg.StateDir, stateFile)
