@@ -1,6 +1,7 @@
 package nfrules
 
 import (
+	"bytes"
 	"fmt"
 	"unicode/utf8"
 )
@@ -88,7 +89,11 @@ type lexer struct {
 }
 
 func newLexer(file string, src []byte, errs func(Pos, string, ...any)) *lexer {
-	return &lexer{file: file, src: src, line: 1, col: 1, errs: errs}
+	l := &lexer{file: file, src: src, line: 1, col: 1, errs: errs}
+	if bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) { // a UTF-8 byte order mark
+		l.off = 3
+	}
+	return l
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }

@@ -251,7 +251,11 @@ func (p *parser) sourceLine(n int) string {
 	if n < 1 || n > len(p.lines) {
 		return ""
 	}
-	return strings.TrimSuffix(p.lines[n-1], "\r")
+	line := strings.TrimSuffix(p.lines[n-1], "\r")
+	if n == 1 {
+		line = strings.TrimPrefix(line, "\ufeff") // columns do not count a byte order mark
+	}
+	return line
 }
 
 func (p *parser) errorf(pos Pos, format string, args ...any) {

@@ -335,6 +335,8 @@ func TestParseErrors(t *testing.T) {
 		{"unterminated string", "prerouting {\n  mirror to \"span0\n}\n", []string{`2:13: unterminated string`}},
 		{"unclosed block", "prerouting {\n  mirror to span0\n", []string{`1:1: prerouting block is not closed`}},
 		{"stray close", "}\nprerouting { mirror to span0 }\n", []string{`1:1: unexpected '}'`}},
+		{"byte order mark", "\xef\xbb\xbfprerouting { mirror to span0 }", nil},
+		{"byte order mark then error", "\xef\xbb\xbfprerouting { mirror to span0 } x", []string{`1:32: unknown hook or keyword "x"`}},
 		{"one line", "prerouting { tcp dport 80 mirror to span0; udp dport 53 mirror to span1 }", nil},
 		{"range on one side", "prerouting { tcp dport 5- mirror to span0 }", []string{`1:27: .*not "mirror"`}},
 		{"long variable chain", "define a = 1\ndefine b = $a\ndefine c = { $b, $a }\nprerouting { tcp dport $c mirror to span0 }", nil},
