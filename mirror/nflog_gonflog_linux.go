@@ -18,6 +18,10 @@ type goNFLOGSource struct {
 	nf  *nflog.Nflog
 	log *slog.Logger
 	seq seqTracker
+	// stop cancels the library's reading goroutine; failed carries the
+	// error that stopped it.
+	stop   context.CancelFunc
+	failed chan error
 }
 
 func openGoNFLOG(cs *chanState, netns int, log *slog.Logger) (*goNFLOGSource, error) {
@@ -40,14 +44,21 @@ func openGoNFLOG(cs *chanState, netns int, log *slog.Logger) (*goNFLOGSource, er
 	if raw, err := nf.Con.SyscallConn(); err == nil {
 		setReadBuffer(nf.Con, raw, nflogReadBuf, log)
 	}
-	return &goNFLOGSource{cs: cs, nf: nf, log: log}, nil
+	src := &goNFLOGSource{cs: cs, nf: nf, log: log}
+	if err := src.register(); err != nil {
+		nf.Close()
+		return nil, err
+	}
+	return src, nil
 }
 
-// Run registers the callback and reads until ctx is cancelled.
-func (s *goNFLOGSource) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // go-nflog's Close blocks until its context is done
-	failed := make(chan error, 1)
+// register binds the group and starts the library's reading
+// goroutine, so that copies are read as soon as open returns.
+func (s *goNFLOGSource) register() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.failed = make(chan error, 1)
+	failed := s.failed
 	hook := func(a nflog.Attribute) int {
 		if a.Seq != nil {
 			if gap := s.seq.next(*a.Seq); gap > 0 {
@@ -85,15 +96,25 @@ func (s *goNFLOGSource) Run(ctx context.Context) error {
 		return 1
 	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
+		cancel()
 		return fmt.Errorf("register on nflog group %d: %w", s.cs.ch.Num, err)
 	}
+	return nil
+}
+
+// Run waits until ctx is cancelled, or the reading goroutine fails.
+func (s *goNFLOGSource) Run(ctx context.Context) error {
+	defer s.stop()
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-failed:
+	case err := <-s.failed:
 		return fmt.Errorf("receive from nflog group %d: %w", s.cs.ch.Num, err)
 	}
 }
 
 // Close closes the socket; call it after Run returned.
-func (s *goNFLOGSource) Close() error { return s.nf.Close() }
+func (s *goNFLOGSource) Close() error {
+	s.stop() // go-nflog's Close blocks until its context is done
+	return s.nf.Close()
+}

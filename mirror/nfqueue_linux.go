@@ -20,6 +20,10 @@ type nfqueueSource struct {
 	cs  *chanState
 	nf  *nfqueue.Nfqueue
 	log *slog.Logger
+	// stop cancels the library's reading goroutine; failed carries the
+	// error that stopped it.
+	stop   context.CancelFunc
+	failed chan error
 }
 
 // nfqueueMaxLen is how many packets the kernel holds waiting for a verdict
@@ -46,14 +50,21 @@ func openNFQUEUE(cs *chanState, netns int, log *slog.Logger) (*nfqueueSource, er
 	if raw, err := nf.Con.SyscallConn(); err == nil {
 		setReadBuffer(nf.Con, raw, nflogReadBuf, log)
 	}
-	return &nfqueueSource{cs: cs, nf: nf, log: log}, nil
+	src := &nfqueueSource{cs: cs, nf: nf, log: log}
+	if err := src.register(); err != nil {
+		nf.Close()
+		return nil, err
+	}
+	return src, nil
 }
 
-// Run registers the callback and reads until ctx is cancelled.
-func (s *nfqueueSource) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	failed := make(chan error, 1)
+// register binds the queue and starts the library's reading
+// goroutine, so that copies are read as soon as open returns.
+func (s *nfqueueSource) register() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.failed = make(chan error, 1)
+	failed := s.failed
 	hook := func(a nfqueue.Attribute) int {
 		if a.PacketID == nil {
 			s.cs.cnt.parseErrors.Add(1)
@@ -96,16 +107,26 @@ func (s *nfqueueSource) Run(ctx context.Context) error {
 		return 1
 	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
+		cancel()
 		return fmt.Errorf("register on nfqueue %d: %w", s.cs.ch.Num, err)
 	}
+	return nil
+}
+
+// Run waits until ctx is cancelled, or the reading goroutine fails.
+func (s *nfqueueSource) Run(ctx context.Context) error {
+	defer s.stop()
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-failed:
+	case err := <-s.failed:
 		return fmt.Errorf("receive from nfqueue %d: %w", s.cs.ch.Num, err)
 	}
 }
 
 // Close closes the socket, which unbinds the queue; packets still waiting
 // for a verdict are then accepted by the kernel.
-func (s *nfqueueSource) Close() error { return s.nf.Close() }
+func (s *nfqueueSource) Close() error {
+	s.stop()
+	return s.nf.Close()
+}

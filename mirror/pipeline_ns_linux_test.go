@@ -437,3 +437,30 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestPipelineNetnsOpenError checks that Run reports a channel it cannot
+// bind (a queue another process holds) and closes what it had opened.
+func TestPipelineNetnsOpenError(t *testing.T) {
+	l := newLab(t)
+	chans, rules := labChannels()
+	_, stop := startPipeline(t, l, Config{Channels: chans[3:], Rules: rules, Sinks: map[string]Sink{"m0": &recordSink{}}})
+	before := runtime.NumGoroutine()
+	fdsBefore := countFDs(t)
+	p, err := NewPipeline(Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": &recordSink{}}, NetNS: l.r.FD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "nfqueue 14") {
+		t.Fatalf("Run with nfqueue 14 taken = %v, want an error naming it", err)
+	}
+	select {
+	case <-p.Ready():
+		t.Error("Ready closed although a source failed to open")
+	default:
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before && countFDs(t) <= fdsBefore })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
