@@ -464,3 +464,55 @@ func TestPipelineNetnsOpenError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPipelineNetnsSnaplen checks that a channel's snaplen reaches the
+// kernel (copies are cut) and that truncated copies carry the wire length.
+func TestPipelineNetnsSnaplen(t *testing.T) {
+	const snap, count, size = 64, 5, 1000
+	const ipLen = 20 + 8 + size
+	l := newLab(t)
+	l.nft(t, `
+table inet mtest {
+	chain pre {
+		type filter hook prerouting priority 0;
+		ip saddr 198.18.0.1 icmp type echo-request log group 21 snaplen 64 prefix "nfm:0"
+	}
+}
+table netdev mtest {
+	chain in {
+		type filter hook ingress device "vr" priority 0;
+		icmp type echo-request log group 22 snaplen 64 prefix "nfm:1"
+	}
+}
+`)
+	chans := []nfrules.Channel{
+		{Kind: nfrules.ChannelNFLOG, Num: 21, Family: nfrules.FamilyInet, Hook: nfrules.HookPrerouting, Dest: "m0", Snaplen: snap, RuleIDs: []int{0}},
+		{Kind: nfrules.ChannelNFLOG, Num: 22, Family: nfrules.FamilyNetdev, Hook: nfrules.HookIngress, Device: "vr", Dest: "m0", Snaplen: snap, RuleIDs: []int{1}},
+	}
+	rules := []nfrules.PlannedRule{{ID: 0}, {ID: 1}}
+	for _, reader := range []NFLOGReader{ReaderBuiltin, ReaderGoNFLOG} {
+		sink := &recordSink{}
+		p, stop := startPipeline(t, l, Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, InetReader: reader})
+		if got := l.ping(t, count, "0.01", size); got != count {
+			t.Fatalf("%d of %d pings answered", got, count)
+		}
+		waitFor(t, func() bool { return len(sink.packets()) == 2*count })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		for _, pkt := range sink.packets() {
+			wantLen, wantOrig := snap, ipLen
+			if pkt.RuleID == 1 {
+				wantLen, wantOrig = 14+snap, 14+ipLen
+			}
+			if len(pkt.Data) != wantLen || pkt.OrigLen != wantOrig {
+				t.Errorf("reader %d rule %d: copy of %d bytes, orig %d; want %d, %d", reader, pkt.RuleID, len(pkt.Data), pkt.OrigLen, wantLen, wantOrig)
+			}
+		}
+		for _, r := range p.Counters().Snapshot().Rules {
+			if r.Truncated != count {
+				t.Errorf("reader %d rule %d: %d truncated, want %d", reader, r.ID, r.Truncated, count)
+			}
+		}
+	}
+}
