@@ -365,13 +365,6 @@ type protoState struct {
 	ethWhy    string
 }
 
-func l4Name(n uint64) string {
-	if s := inetProtos.name(n); s != "" {
-		return s
-	}
-	return strconv.FormatUint(n, 10)
-}
-
 // needL3 records that why needs network protocol l3; it returns the match it
 // conflicts with, or "".
 func (s *protoState) needL3(l3, why string) string {

@@ -550,7 +550,7 @@ func (p *parser) parseAtomOrVar() *rawVal {
 	case tVar:
 		return p.expandVar()
 	}
-	p.errorf(p.tok.Pos, "expected a name, found %s", p.tok.describe())
+	p.errorf(p.tok.Pos, "expected an interface name, found %s", p.tok.describe())
 	return nil
 }
 
