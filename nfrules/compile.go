@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,9 @@ const (
 	PrioPostrouting int32 = 110
 	// PrioNetdev is the priority of netdev ingress and egress chains.
 	PrioNetdev int32 = 10
+	// PrioPortGuard is the priority of the egress chain on each mirror port
+	// that lets only copies out.
+	PrioPortGuard int32 = -500
 )
 
 // The option defaults.
@@ -326,6 +330,27 @@ func (c *compiler) compileBlocks(rs *Ruleset) {
 			c.plan.Rules = append(c.plan.Rules, pr)
 		}
 	}
+	// Port guards: a mirror port sends copies and nothing else. The host's
+	// own chatter on it (IPv6 MLD reports and router solicitations, ARP, ...)
+	// would show up on the analyzer as packets nobody mirrored.
+	var ports []string
+	for _, f := range []Family{FamilyInet, FamilyNetdev} {
+		for d := range dests[f] {
+			if !slices.Contains(ports, d) {
+				ports = append(ports, d)
+			}
+		}
+	}
+	sort.Strings(ports)
+	if len(ports) > 0 {
+		getTable(FamilyNetdev)
+	}
+	for _, d := range ports {
+		order = append(order, &chainPlan{
+			name: "port_" + d, hook: HookEgress, device: d, prio: PrioPortGuard,
+			rules: c.portGuard(),
+		})
+	}
 	for _, f := range []Family{FamilyInet, FamilyNetdev} {
 		t := tables[f]
 		if t == nil {
@@ -436,6 +461,29 @@ func queueExpr(num uint16) *expr.Target {
 	binary.NativeEndian.PutUint16(info[4:], nfqFlagBypass)
 	u := xt.Unknown(info)
 	return &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &u}
+}
+
+// portGuard returns the rules of a mirror port's egress chain: copies
+// (nfmirror's mark) pass, everything else the host sends there is dropped
+// and counted.
+func (c *compiler) portGuard() []*kernelRule {
+	mask := c.opt.MarkMask
+	mark := c.opt.Mark & mask
+	return []*kernelRule{{
+		id: -1,
+		exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(mask), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: hostU32(mark)},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		},
+		text: fmt.Sprintf("meta mark & 0x%08x == 0x%08x accept", mask, mark),
+		note: "port guard: the mirror port carries nfmirror's copies and nothing else",
+	}, {
+		id:    -1,
+		exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}},
+		text:  "counter drop",
+	}}
 }
 
 // guards returns the loop guard rules that start every chain.

@@ -18,22 +18,22 @@ type Type int
 
 // The data types fields use.
 const (
-	TypeIPv4Addr  Type = iota // 198.18.0.1, prefixes and ranges
-	TypeIPv6Addr              // 2001:db8::1, prefixes and ranges
-	TypeInetProto             // tcp, udp, icmp, ipv6-icmp, ... or 0-255
-	TypePort                  // 0-65535, or a service name (http, https, ssh, domain, ...)
-	TypeIfname                // "eth0", "eth*" (wildcard), at most 15 bytes
-	TypeIfindex               // an interface name resolved to its index when compiled
-	TypeMark                  // 32-bit integer, host byte order
-	TypePkttype               // host, unicast, broadcast, multicast, other
-	TypeTCPFlags              // bitmask: fin, syn, rst, psh, ack, urg, ecn, cwr
-	TypeICMPType              // echo-request, echo-reply, ... or 0-255
-	TypeICMPv6Type            // echo-request, nd-neighbor-solicit, ... or 0-255
-	TypeCtState               // bitmask: invalid, established, related, new, untracked
-	TypeEtherAddr             // 02:00:00:00:00:01
-	TypeEtherType             // ip, ip6, arp, vlan, or a 16-bit number
-	TypeVlanID                // 0-4095
-	TypeInteger               // plain unsigned integer of the field's length
+	TypeIPv4Addr   Type = iota // 198.18.0.1, prefixes and ranges
+	TypeIPv6Addr               // 2001:db8::1, prefixes and ranges
+	TypeInetProto              // tcp, udp, icmp, ipv6-icmp, ... or 0-255
+	TypePort                   // 0-65535, or a service name (http, https, ssh, domain, ...)
+	TypeIfname                 // "eth0", "eth*" (wildcard), at most 15 bytes
+	TypeIfindex                // an interface name resolved to its index when compiled
+	TypeMark                   // 32-bit integer, host byte order
+	TypePkttype                // host, unicast, broadcast, multicast, other
+	TypeTCPFlags               // bitmask: fin, syn, rst, psh, ack, urg, ecn, cwr
+	TypeICMPType               // echo-request, echo-reply, ... or 0-255
+	TypeICMPv6Type             // echo-request, nd-neighbor-solicit, ... or 0-255
+	TypeCtState                // bitmask: invalid, established, related, new, untracked
+	TypeEtherAddr              // 02:00:00:00:00:01
+	TypeEtherType              // ip, ip6, arp, vlan, or a 16-bit number
+	TypeVlanID                 // 0-4095
+	TypeInteger                // plain unsigned integer of the field's length
 )
 
 // Field describes one packet field a rule can match, with everything the

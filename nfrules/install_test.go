@@ -178,7 +178,8 @@ table ip nfmirror {
 		t.Errorf("second Install took generations %d -> %d, want one transaction", g0.ID, g1.ID)
 	}
 	got := o.list(t, "nfmirror")
-	if strings.Contains(got, "tcp dport 80") || strings.Contains(got, "table netdev nfmirror") || !strings.Contains(got, "udp dport 53 counter packets") {
+	if strings.Contains(got, "tcp dport 80") || strings.Contains(got, "ingress_eth0") || strings.Contains(got, "port_span0") ||
+		!strings.Contains(got, "udp dport 53 counter packets") || !strings.Contains(got, "chain port_span1") {
 		t.Errorf("after the swap the listing is not plan b alone:\n%s", got)
 	}
 	if err := Uninstall(o.conn, "nfmirror"); err != nil {
