@@ -3,15 +3,19 @@ module github.com/nfmirror/nfmirror
 go 1.26.0
 
 require (
-	github.com/florianl/go-nflog/v2 v2.3.0 // indirect
-	github.com/florianl/go-nfqueue/v2 v2.1.0 // indirect
+	github.com/florianl/go-nflog/v2 v2.3.0
+	github.com/florianl/go-nfqueue/v2 v2.1.0
+	github.com/google/gopacket v1.1.19
+	github.com/google/nftables v0.3.1-0.20251119083706-1db35da82052
+	github.com/mdlayher/netlink v1.11.2
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
+	golang.org/x/sys v0.49.0
+)
+
+require (
 	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/google/nftables v0.3.1-0.20251119083706-1db35da82052 // indirect
-	github.com/mdlayher/netlink v1.11.2 // indirect
 	github.com/mdlayher/socket v0.6.0 // indirect
-	github.com/vishvananda/netlink v1.3.1 // indirect
-	github.com/vishvananda/netns v0.0.5 // indirect
 	golang.org/x/net v0.53.0 // indirect
 	golang.org/x/sync v0.20.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 )

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,7 +30,7 @@ type capture struct {
 func (l *lab) capture(ns, dev, dir, filter string) *capture {
 	l.t.Helper()
 	c := &capture{l: l, file: filepath.Join(l.dir, ns+"-"+dev+"-"+dir+".pcap"), errb: &bytes.Buffer{}}
-	args := []string{"tcpdump", "-i", dev, "-nn", "-s", "0", "-B", "16384", "--immediate-mode", "-U", "-w", c.file}
+	args := []string{"tcpdump", "-i", dev, "-nn", "-s", "0", "-B", "131072", "--immediate-mode", "-U", "-w", c.file}
 	if dir != "" {
 		args = append(args, "-Q", dir)
 	}
@@ -56,11 +57,13 @@ func (c *capture) stderr() string {
 	return w.w.String()
 }
 
+var droppedRe = regexp.MustCompile(`(?m)^(\d+) packets dropped by kernel`)
+
 // frames stops the capture after a moment of quiet and returns every frame.
 func (c *capture) frames() [][]byte {
 	c.l.t.Helper()
 	time.Sleep(500 * time.Millisecond)
-	c.cmd.Process.Signal(syscall.SIGINT)
+	c.cmd.Process.Signal(syscall.SIGTERM) // not SIGINT: a background shell job ignores it
 	done := make(chan struct{})
 	go func() { c.cmd.Wait(); close(done) }()
 	select {
@@ -69,7 +72,7 @@ func (c *capture) frames() [][]byte {
 		c.cmd.Process.Kill()
 		<-done
 	}
-	if strings.Contains(c.stderr(), "dropped by kernel") && !strings.Contains(c.stderr(), " 0 packets dropped by kernel") {
+	if m := droppedRe.FindStringSubmatch(c.stderr()); m != nil && m[1] != "0" {
 		c.l.t.Fatalf("tcpdump lost packets, the capture cannot be trusted: %s", c.stderr())
 	}
 	f, err := os.Open(c.file)

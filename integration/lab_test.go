@@ -89,6 +89,9 @@ func newLab(t *testing.T) *lab {
 	for _, ns := range []string{l.client, l.router, l.server, l.monitor} {
 		l.must("ip", "netns", "add", ns)
 		l.in(ns, "ip", "link", "set", "lo", "up")
+		// No duplicate address detection: link-local addresses are final at
+		// once, so before/after snapshots do not race with DAD.
+		l.in(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
 	}
 	l.must("ip", "link", "add", "c0", "netns", l.client, "type", "veth", "peer", "name", "eth0", "netns", l.router)
 	l.must("ip", "link", "add", "s0", "netns", l.server, "type", "veth", "peer", "name", "eth1", "netns", l.router)
@@ -118,8 +121,12 @@ func newLab(t *testing.T) *lab {
 	l.in(l.server, "ip", "-6", "route", "add", "default", "via", "2001:db8:2::1")
 	l.in(l.router, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	// Warm the neighbour caches so that tests see only their own traffic.
-	l.in(l.client, "ping", "-c1", "-W2", "198.18.2.2")
-	l.in(l.client, "ping", "-6", "-c1", "-W2", "2001:db8:2::2")
+	for _, dst := range []string{"198.18.2.2", "2001:db8:2::2"} {
+		waitFor(t, 10*time.Second, "the lab to forward to "+dst, func() bool {
+			_, err := l.try(l.client, "ping", "-c1", "-W1", dst)
+			return err == nil
+		})
+	}
 	return l
 }
 
@@ -231,6 +238,11 @@ func (l *lab) apply(rules string, extra ...string) *nfmirror {
 	args := append([]string{nfmBin, "apply", "-socket", m.socket, "-state-dir", filepath.Join(l.dir, "state"), "-log-level", "debug"}, extra...)
 	m.cmd = l.start(l.router, nil, m.stderr, append(args, m.rules)...)
 	go func() { m.cmd.Wait(); close(m.done) }()
+	l.t.Cleanup(func() {
+		if l.t.Failed() {
+			l.t.Logf("nfmirror apply log:\n%s", m.stderrText())
+		}
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := run(nfmBin, "status", "-socket", m.socket); err == nil {

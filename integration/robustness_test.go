@@ -58,15 +58,21 @@ forward {
 }
 `)
 	m.signal(syscall.SIGSTOP)
-	defer m.signal(syscall.SIGCONT)
-	for _, args := range [][]string{
-		{"ping", "-c", "200", "-i", "0.002", "-W", "2", "-q", "198.18.2.2"},
-		{"ping", "-6", "-c", "200", "-i", "0.002", "-W", "2", "-q", "2001:db8:2::2"},
-	} {
-		out, _ := l.try(l.client, args...)
-		if !regexp.MustCompile(`200 packets transmitted, 200 received`).MatchString(out) {
-			t.Errorf("while nfmirror was stopped, %v lost packets:\n%s", args, out)
-		}
+	// Best effort (NFLOG): nothing waits for nfmirror.
+	out, _ := l.try(l.client, "ping", "-c", "200", "-i", "0.002", "-W", "2", "-q", "198.18.2.2")
+	if !strings.Contains(out, "200 packets transmitted, 200 received") {
+		t.Errorf("while nfmirror was stopped, best-effort mirrored traffic lost packets:\n%s", out)
+	}
+	// Lossless (NFQUEUE): the kernel holds at most the queue's length of
+	// packets for a frozen nfmirror, then lets the rest pass (fail-open).
+	const sent, held = 3000, 1024
+	out, _ = l.try(l.client, "ping", "-6", "-c", strconv.Itoa(sent), "-i", "0.0005", "-W", "2", "-q", "2001:db8:2::2")
+	m2 := regexp.MustCompile(`(\d+) received`).FindStringSubmatch(out)
+	if m2 == nil {
+		t.Fatalf("ping output: %s", out)
+	}
+	if got, _ := strconv.Atoi(m2[1]); got < sent-held-50 {
+		t.Errorf("while nfmirror was stopped, lossless-mirrored traffic got %d of %d replies, want at least %d (fail-open after %d held)", got, sent, sent-held-50, held)
 	}
 	m.signal(syscall.SIGCONT)
 	mon := l.capture(l.monitor, "mon0", "in", "icmp or icmp6")

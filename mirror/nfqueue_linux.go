@@ -27,8 +27,11 @@ type nfqueueSource struct {
 }
 
 // nfqueueMaxLen is how many packets the kernel holds waiting for a verdict
-// before failing open.
-const nfqueueMaxLen = 4096
+// before failing open. It is the price of a frozen nfmirror (SIGSTOP, a
+// stalled machine): at most this many production packets wait, later ones
+// pass uncopied. The kernel's own default; a running reader keeps it near
+// empty.
+const nfqueueMaxLen = 1024
 
 func openNFQUEUE(cs *chanState, netns int, log *slog.Logger) (*nfqueueSource, error) {
 	snap := cs.ch.Snaplen

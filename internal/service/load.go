@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/nfmirror/nfmirror/nfrules"
 )
@@ -31,6 +33,7 @@ func Load(path string, opt nfrules.Options, requireDevices bool) (*nfrules.Plan,
 	}
 	if requireDevices {
 		if err := checkDevices(rs); err != nil {
+			addSource(err.(nfrules.ErrorList))
 			return nil, &InputError{err}
 		}
 	}
@@ -70,6 +73,26 @@ func checkDevices(rs *nfrules.Ruleset) error {
 		return nil
 	}
 	return errs
+}
+
+// addSource fills in the source line of errors found after parsing, so
+// that they print with a caret like the parser's own.
+func addSource(errs nfrules.ErrorList) {
+	files := map[string][]string{}
+	for _, e := range errs {
+		if e.Source != "" || !e.Pos.IsValid() {
+			continue
+		}
+		lines, ok := files[e.Pos.File]
+		if !ok {
+			data, _ := os.ReadFile(e.Pos.File)
+			lines = strings.Split(string(data), "\n")
+			files[e.Pos.File] = lines
+		}
+		if e.Pos.Line <= len(lines) {
+			e.Source = strings.TrimRight(lines[e.Pos.Line-1], "\r")
+		}
+	}
 }
 
 // destinations lists the mirror interfaces a plan replays copies onto, in
