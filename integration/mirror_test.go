@@ -9,7 +9,6 @@ import (
 )
 
 var (
-	clientV4 = netip.MustParseAddr("198.18.1.2")
 	serverV4 = netip.MustParseAddr("198.18.2.2")
 	routerV4 = netip.MustParseAddr("198.18.1.1")
 	serverV6 = netip.MustParseAddr("2001:db8:2::2")

@@ -247,7 +247,7 @@ func (r *nflogReader) handle(m *nflogMsg) {
 	switch {
 	case tag == nil:
 		r.cs.deliver(id, origLen, mac, body)
-	case mac != nil && len(mac) >= 12:
+	case len(mac) >= 12:
 		r.cs.deliver(id, origLen, mac[:12], tag, mac[12:], body)
 	case mac == nil && len(body) >= 12:
 		r.cs.deliver(id, origLen, body[:12], tag, body[12:])
