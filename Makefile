@@ -4,12 +4,13 @@
 #   make test    lint + unit tests + namespace integration tests (root)
 #   make build   bin/nfmirror
 #   make fuzz    fuzz the rules parser for FUZZTIME (default 60s)
-#   make bench   side-by-side mirror benchmark (root)
+#   make bench   side-by-side mirror benchmark (root; BENCHFLAGS=--quick for ~1 min)
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 60s
+BENCHFLAGS ?=
 STATICCHECK_VERSION := v0.7.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
@@ -54,7 +55,7 @@ fuzz:
 	$(GO) test ./nfrules -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 bench: deps build
-	./bench/run.sh
+	./bench/run.sh $(BENCHFLAGS)
 
 clean:
 	rm -rf bin
