@@ -63,13 +63,14 @@ func routesFor(table, ifindex int) []*netlink.Route {
 
 // Routing is the policy routing Setup applied. Undo removes it.
 type Routing struct {
-	h    *netlink.Handle
-	ownH bool // h was opened by Setup and is closed by Undo
-	cfg  Config
-	mu   sync.Mutex
-	st   state
-	port []Port
-	done bool
+	h       *netlink.Handle
+	ownH    bool // h was opened by Setup and is closed by Undo
+	cfg     Config
+	mu      sync.Mutex
+	st      state
+	port    []Port
+	done    bool
+	written string // the state file's content as last written
 }
 
 // Setup prepares every destination interface as a mirror port: IFF_UP and
@@ -144,43 +145,63 @@ func (r *Routing) apply() error {
 	if r.done {
 		return errors.New("routing already undone")
 	}
-	ports := make([]Port, 0, len(r.st.Links))
+	ports := make([]Port, len(r.st.Links))
+	var errs []error
 	for i := range r.st.Links {
-		ls := &r.st.Links[i]
-		link, err := r.h.LinkByName(ls.Name)
+		p, err := r.applyLink(&r.st.Links[i])
 		if err != nil {
-			return fmt.Errorf("mirror interface %q: %w (%w)", ls.Name, ErrNoDevice, err)
-		}
-		a := link.Attrs()
-		ls.Index = a.Index
-		if a.RawFlags&unix.IFF_NOARP == 0 {
-			if err := r.h.LinkSetARPOff(link); err != nil {
-				return fmt.Errorf("set arp off on %s: %w", ls.Name, err)
-			}
-			ls.SetNoARP = ls.SetNoARP || !ls.WasNoARP
-		}
-		if a.RawFlags&unix.IFF_UP == 0 {
-			if err := r.h.LinkSetUp(link); err != nil {
-				return fmt.Errorf("set %s up: %w", ls.Name, err)
-			}
-			ls.SetUp = ls.SetUp || !ls.WasUp
-		}
-		for _, rule := range rulesFor(r.cfg, ls.Mark, ls.Table) {
-			if err := r.h.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("add %s fwmark %#x rule: %w", family(rule.Family), ls.Mark, err)
+			errs = append(errs, err)
+			if i < len(r.port) {
+				p = r.port[i] // keep what was known of a port that is gone
 			}
 		}
-		for _, rt := range routesFor(ls.Table, ls.Index) {
-			if err := r.h.RouteReplace(rt); err != nil {
-				return fmt.Errorf("add %s default route dev %s table %d: %w", family(rt.Family), ls.Name, ls.Table, err)
-			}
-		}
-		ports = append(ports, Port{Name: ls.Name, Index: a.Index, Mark: ls.Mark, Table: ls.Table, MTU: a.MTU, MAC: a.HardwareAddr})
+		ports[i] = p
 	}
 	r.port = ports
 	// Record which flags were changed, so that Flush after a crash restores
-	// exactly them.
-	return writeState(filepath.Join(r.cfg.StateDir, stateFile), &r.st)
+	// exactly them. Unchanged state is not written again.
+	if b, err := json.Marshal(&r.st); err == nil && string(b) == r.written {
+		return errors.Join(errs...)
+	}
+	if err := writeState(filepath.Join(r.cfg.StateDir, stateFile), &r.st); err != nil {
+		errs = append(errs, err)
+	} else if b, err := json.Marshal(&r.st); err == nil {
+		r.written = string(b)
+	}
+	return errors.Join(errs...)
+}
+
+// applyLink applies the link flags, rules and routes of one destination.
+func (r *Routing) applyLink(ls *linkState) (Port, error) {
+	link, err := r.h.LinkByName(ls.Name)
+	if err != nil {
+		return Port{}, fmt.Errorf("mirror interface %q: %w (%w)", ls.Name, ErrNoDevice, err)
+	}
+	a := link.Attrs()
+	ls.Index = a.Index
+	if a.RawFlags&unix.IFF_NOARP == 0 {
+		if err := r.h.LinkSetARPOff(link); err != nil {
+			return Port{}, fmt.Errorf("set arp off on %s: %w", ls.Name, err)
+		}
+		ls.SetNoARP = ls.SetNoARP || !ls.WasNoARP
+	}
+	if a.RawFlags&unix.IFF_UP == 0 {
+		if err := r.h.LinkSetUp(link); err != nil {
+			return Port{}, fmt.Errorf("set %s up: %w", ls.Name, err)
+		}
+		ls.SetUp = ls.SetUp || !ls.WasUp
+	}
+	for _, rule := range rulesFor(r.cfg, ls.Mark, ls.Table) {
+		if err := r.h.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
+			return Port{}, fmt.Errorf("add %s fwmark %#x rule: %w", family(rule.Family), ls.Mark, err)
+		}
+	}
+	for _, rt := range routesFor(ls.Table, ls.Index) {
+		if err := r.h.RouteReplace(rt); err != nil {
+			return Port{}, fmt.Errorf("add %s default route dev %s table %d: %w", family(rt.Family), ls.Name, ls.Table, err)
+		}
+	}
+	return Port{Name: ls.Name, Index: a.Index, Mark: ls.Mark, Table: ls.Table, MTU: a.MTU, MAC: a.HardwareAddr}, nil
 }
 
 // Ports returns the mirror ports, in the order of the destinations given to
