@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -158,7 +157,6 @@ func (ps *packetSocket) close() error { return unix.Close(ps.fd) }
 // portState is the port as the sink currently knows it; it is looked up again
 // by name when sends fail because the interface went away.
 type portState struct {
-	mu       sync.Mutex
 	port     route.Port
 	h        *netlink.Handle
 	log      *slog.Logger

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nfmirror/nfmirror/internal/control"
 	"github.com/nfmirror/nfmirror/internal/service"
+	"github.com/nfmirror/nfmirror/mirror"
 	"github.com/nfmirror/nfmirror/nfrules"
 	"github.com/nfmirror/nfmirror/route"
 )
@@ -230,6 +231,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		queueLen int
 		logLevel slog.Level
 		dryRun   bool
+		reader   string
 	)
 	fs := newFlagSet("apply", `apply [flags] RULES
 
@@ -241,6 +243,7 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	fs.StringVar(&socket, "socket", control.DefaultSocket, "control socket that 'nfmirror status' reads")
 	fs.IntVar(&queueLen, "queue-len", 4096, "copies buffered per channel between the kernel reader and the sender; more are dropped and counted")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&reader, "nflog-reader", "builtin", "NFLOG reader for IP copies: builtin (one recvmsg per batch, no allocation per copy) or go-nflog")
 	fs.BoolVar(&dryRun, "dry-run", false, "check RULES against this machine (destinations must exist), print the ruleset, change nothing")
 	if code, ok := parseFlags(fs, args, 1, stdout); !ok {
 		return code
@@ -251,6 +254,15 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	}
 	if queueLen < 16 {
 		fmt.Fprintln(stderr, "nfmirror: -queue-len must be at least 16")
+		return exitUsage
+	}
+	inetReader := mirror.ReaderBuiltin
+	switch reader {
+	case "builtin":
+	case "go-nflog":
+		inetReader = mirror.ReaderGoNFLOG
+	default:
+		fmt.Fprintf(stderr, "nfmirror: -nflog-reader %q: want builtin or go-nflog\n", reader)
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
@@ -267,13 +279,14 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	err := service.Run(ctx, service.Config{
-		RulesPath: fs.Arg(0),
-		Compile:   s.compileOptions(),
-		Route:     s.routeConfig(),
-		Socket:    socket,
-		QueueLen:  queueLen,
-		Log:       log,
-		Reload:    hup,
+		RulesPath:  fs.Arg(0),
+		Compile:    s.compileOptions(),
+		Route:      s.routeConfig(),
+		Socket:     socket,
+		QueueLen:   queueLen,
+		InetReader: inetReader,
+		Log:        log,
+		Reload:     hup,
 	})
 	if err != nil {
 		var in *service.InputError

@@ -26,7 +26,9 @@ type Config struct {
 	Route     route.Config
 	Socket    string // control socket; "" serves none
 	QueueLen  int
-	Log       *slog.Logger
+	// InetReader picks the NFLOG reader for inet channels.
+	InetReader mirror.NFLOGReader
+	Log        *slog.Logger
 	// Reload receives a value for every SIGHUP: re-read RulesPath and swap.
 	Reload <-chan os.Signal
 }
@@ -192,11 +194,12 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*instance, erro
 		return nil, err
 	}
 	p, err := mirror.NewPipeline(mirror.Config{
-		Channels: plan.Channels,
-		Rules:    plan.Rules,
-		Sinks:    byDest,
-		QueueLen: s.cfg.QueueLen,
-		Log:      s.log,
+		Channels:   plan.Channels,
+		Rules:      plan.Rules,
+		Sinks:      byDest,
+		QueueLen:   s.cfg.QueueLen,
+		InetReader: s.cfg.InetReader,
+		Log:        s.log,
 	})
 	if err != nil {
 		closeSinks(sinks)
