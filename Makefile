@@ -15,8 +15,9 @@ STATICCHECK_VERSION := v0.7.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
 # Debian packages the tests and the demo drive: nft (the oracle), tcpdump,
-# iperf3, curl, ping, ip. Installed only when a tool is missing.
-DEB_TOOLS := nft:nftables tcpdump:tcpdump iperf3:iperf3 curl:curl ping:iputils-ping ip:iproute2 python3:python3
+# tshark (a second checksum oracle), iperf3, curl, ping, ip. Installed only
+# when a tool is missing.
+DEB_TOOLS := nft:nftables tcpdump:tcpdump tshark:tshark iperf3:iperf3 curl:curl ping:iputils-ping ip:iproute2 python3:python3
 
 .PHONY: all build deps lint unit integration test demo fuzz bench clean
 
