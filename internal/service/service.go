@@ -45,7 +45,8 @@ type instance struct {
 	pipeline *mirror.Pipeline
 	sinks    []mirror.Sink
 	cancel   context.CancelFunc
-	done     chan error
+	done     chan error // receives Run's result once
+	stopped  bool       // stop ran: done is drained, sinks closed
 }
 
 // Run installs the rules and mirrors until ctx is cancelled, then removes
@@ -169,7 +170,8 @@ func (s *server) run(ctx context.Context) (err error) {
 		case <-ctx.Done():
 			s.log.Info("stopping: removing rules, routes and interface settings")
 			return nil
-		case err := <-s.inst.done:
+		case err := <-s.running():
+			s.inst.done <- err // for stop, which the deferred shutdown runs
 			if err != nil {
 				return fmt.Errorf("copy pipeline: %w", err)
 			}
@@ -221,15 +223,25 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*instance, erro
 	}
 }
 
+// running returns the channel on which the live pipeline reports that it
+// ended, or nil (never ready) when no pipeline runs.
+func (s *server) running() <-chan error {
+	if s.inst == nil || s.inst.stopped {
+		return nil
+	}
+	return s.inst.done
+}
+
+// stop stops inst's pipeline and closes its sinks; stopping twice is a no-op.
 func (s *server) stop(inst *instance) {
-	if inst == nil {
+	if inst == nil || inst.stopped {
 		return
 	}
+	inst.stopped = true
 	inst.cancel()
 	if err := <-inst.done; err != nil {
 		s.log.Warn("copy pipeline", "err", err)
 	}
-	inst.done <- nil // later receivers (the main loop) see a stopped pipeline
 	closeSinks(inst.sinks)
 }
 
