@@ -17,12 +17,12 @@ cd "$(dirname "$0")/.."
 
 MODE=full RUNS=3 WINDOW=5 TCP=1 INSTALL=1
 COLUMNS="none nft-dup tc-mirred daemonlog netsniff nfm-route nfm-l2 nfm-lossls"
-SIZES="64 1400" RATES="50000 100000 200000 400000 0" TCP_BYTES=256M
+SIZES="64 1400" RATES="50000 100000 200000 400000 0" TCP_BYTES=1G
 OUT=bench/RESULTS.md RAW=bench/results-raw.txt
 cols_set=""
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) MODE=quick RUNS=1 WINDOW=2 SIZES=64 RATES="100000 400000" TCP_BYTES=48M
+	--quick) MODE=quick RUNS=1 WINDOW=2 SIZES=64 RATES="100000 400000" TCP_BYTES=256M
 		[ -n "$cols_set" ] || COLUMNS="none nft-dup tc-mirred nfm-route nfm-l2 nfm-lossls" ;;
 	--runs) RUNS=$2; shift ;;
 	--window) WINDOW=$2; shift ;;
@@ -179,8 +179,10 @@ NFT
 	tc-mirred)
 		nsx $R tc qdisc add dev eth0 clsact
 		nsx $R tc filter add dev eth0 ingress matchall action mirred egress mirror dev span0 ;;
-	daemonlog) nsx $R daemonlogger -i eth0 -o span0 >"$work/$1.log" 2>&1 & PID=$! ;;
-	netsniff) nsx $R netsniff-ng --in eth0 --out span0 --silent >"$work/$1.log" 2>&1 & PID=$! ;;
+	# ip netns exec (not the nsx function, which would fork a subshell)
+	# execs the command, so $! is the mirror process itself.
+	daemonlog) ip netns exec $R daemonlogger -i eth0 -o span0 >"$work/$1.log" 2>&1 & PID=$! ;;
+	netsniff) ip netns exec $R netsniff-ng --in eth0 --out span0 --silent >"$work/$1.log" 2>&1 & PID=$! ;;
 	nfm-*)
 		case $1 in
 		nfm-route) echo 'forward { iifname "eth0" mirror to "span0" }' ;;
@@ -188,7 +190,7 @@ NFT
 		nfm-lossls) echo 'forward { iifname "eth0" mirror to "span0" lossless }' ;;
 		esac >"$rules"
 		NFMSOCK=$work/nfm.sock
-		nsx $R "$BIN" apply -socket "$NFMSOCK" -state-dir "$work/state" "$rules" >"$work/$1.log" 2>&1 & PID=$!
+		ip netns exec $R "$BIN" apply -socket "$NFMSOCK" -state-dir "$work/state" "$rules" >"$work/$1.log" 2>&1 & PID=$!
 		local ok=0
 		for _ in $(seq 100); do
 			"$BIN" status -socket "$NFMSOCK" >/dev/null 2>&1 && { ok=1; break; }
@@ -272,6 +274,7 @@ echo "# bench/run.sh $MODE $(date -u '+%F %T UTC'): runs=$RUNS window=${WINDOW}s
 for col in $COLUMNS; do
 	echo "bench: column $col" >&2
 	start_col "$col"
+	[ -z "$PID" ] || echo "bench: $col runs as pid $PID ($(cat /proc/$PID/comm))" >&2
 	for size in $SIZES; do
 		for rate in $RATES; do
 			for run in $(seq "$RUNS"); do udp_cell "$col" "$size" "$rate" "$run"; done

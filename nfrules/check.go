@@ -571,7 +571,7 @@ func valueHolds(f *Field, v Value, holds func(uint64) bool) bool {
 	return false
 }
 
-// valueSource renders a typed value as nft text, for messages.
+// valueSource renders a typed value as nft text, for messages and listings.
 func valueSource(v Value) string {
 	switch v := v.(type) {
 	case *Single:

@@ -621,25 +621,7 @@ func compareText(m *Compare) string {
 	if m.Op != OpImplicit {
 		s += " " + m.Op.String()
 	}
-	return s + " " + valueText(m.Value)
-}
-
-func valueText(v Value) string {
-	switch v := v.(type) {
-	case *Single:
-		return v.V.Text
-	case *Range:
-		return v.Lo.Text + "-" + v.Hi.Text
-	case *Prefix:
-		return v.Prefix.String()
-	case *Set:
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = valueText(e)
-		}
-		return "{ " + strings.Join(parts, ", ") + " }"
-	}
-	return fmt.Sprintf("%v", v)
+	return s + " " + valueSource(m.Value)
 }
 
 func isRelational(op Op) bool { return op == OpLt || op == OpGt || op == OpLte || op == OpGte }
@@ -974,7 +956,7 @@ func (c *compiler) set(f *Field, s *Set) (*anonSet, bool) {
 	sort.Slice(ivs, func(i, j int) bool { return bytes.Compare(ivs[i].lo, ivs[j].lo) < 0 })
 	for i := 1; i < len(ivs); i++ {
 		if bytes.Compare(ivs[i].lo, ivs[i-1].hi) <= 0 {
-			c.errorf(s.Pos, "set elements %s overlap", valueText(s))
+			c.errorf(s.Pos, "set elements %s overlap", valueSource(s))
 			return nil, false
 		}
 	}

@@ -22,7 +22,7 @@ func typedText(m Match) string {
 		if m.Op != OpImplicit {
 			s += " " + m.Op.String()
 		}
-		return s + " " + typedValueText(m.Value)
+		return s + " " + valueSource(m.Value)
 	case *Limit:
 		s := "limit rate "
 		if m.Over {
@@ -39,24 +39,6 @@ func typedText(m Match) string {
 			s += " " + m.Op.String()
 		}
 		return s + fmt.Sprintf(" %d", m.Value)
-	}
-	return ""
-}
-
-func typedValueText(v Value) string {
-	switch v := v.(type) {
-	case *Single:
-		return v.V.Text
-	case *Range:
-		return v.Lo.Text + "-" + v.Hi.Text
-	case *Prefix:
-		return v.Prefix.String()
-	case *Set:
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = typedValueText(e)
-		}
-		return "{ " + strings.Join(parts, ", ") + " }"
 	}
 	return ""
 }
