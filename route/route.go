@@ -3,6 +3,8 @@ package route
 import (
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 )
 
 // Defaults of Config. Destination i (0-based, in the order given to Setup)
@@ -105,4 +107,12 @@ type state struct {
 	Mark     uint32      `json:"mark"`
 	MarkMask uint32      `json:"mark_mask"`
 	Links    []linkState `json:"links"`
+}
+
+// Leftover reports whether the state file of an earlier run is still there:
+// that run was killed, and Setup will refuse (ErrLeftover) until Flush ran.
+func Leftover(cfg Config) bool {
+	cfg = cfg.withDefaults()
+	_, err := os.Stat(filepath.Join(cfg.StateDir, stateFile))
+	return err == nil
 }

@@ -92,13 +92,18 @@ func (s *server) run(ctx context.Context) (err error) {
 		return &InputError{errNoChannels}
 	}
 
+	if s.cfg.Socket != "" {
+		var v any
+		if control.Query(s.cfg.Socket, &v) == nil {
+			return fmt.Errorf("another nfmirror is running (it answers on %s): stop it first, or give this one its own -socket, -table, -fwmark and -state-dir", s.cfg.Socket)
+		}
+	}
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("open rtnetlink: %w", err)
 	}
 	defer h.Close()
-	ports, err := route.Setup(h, s.cfg.Route, dests)
-	if errors.Is(err, route.ErrLeftover) {
+	if route.Leftover(s.cfg.Route) {
 		// A killed instance left its routing behind: clear it, unless an
 		// instance is still running.
 		removed, ferr := flushIfAbandoned(s.cfg.Socket, s.cfg.Compile.TableName, s.cfg.Route)
@@ -106,26 +111,7 @@ func (s *server) run(ctx context.Context) (err error) {
 			return fmt.Errorf("set up mirror ports: %w", ferr)
 		}
 		s.log.Warn("removed what a killed nfmirror left behind", "removed", removed)
-		ports, err = route.Setup(h, s.cfg.Route, dests)
 	}
-	if err != nil {
-		if errors.Is(err, route.ErrNoDevice) {
-			return &InputError{err}
-		}
-		return fmt.Errorf("set up mirror ports: %w", err)
-	}
-	s.ports, s.dests = ports, dests
-	defer func() {
-		if s.ports == nil {
-			return
-		}
-		if uerr := s.ports.Undo(); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("undo mirror port setup: %w", uerr))
-		}
-	}()
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	links := s.watchLinks(watchCtx)
 
 	// One lasting netlink connection owns the tables: if this process dies,
 	// the kernel removes them (the table owner flag).
@@ -133,25 +119,46 @@ func (s *server) run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("open nftables netlink: %w", err)
 	}
-	defer s.nft.CloseLasting()
+	// The rules go in before the ports come up, so that the port guard
+	// already silences the host on them; copies made before the pipeline
+	// binds its groups a moment later are dropped by the kernel.
+	if err := plan.Install(s.nft); err != nil {
+		s.nft.CloseLasting()
+		return fmt.Errorf("install nftables rules: %w", err)
+	}
+	// Shutdown order: rules first, so the kernel stops copying; then the
+	// readers and senders; then the routing that carried the copies.
+	defer func() {
+		if uerr := nfrules.Uninstall(s.nft, s.cfg.Compile.TableName); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove nftables rules: %w", uerr))
+		}
+		s.stop(s.inst)
+		if s.ports != nil {
+			if uerr := s.ports.Undo(); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("undo mirror port setup: %w", uerr))
+			}
+		}
+		s.nft.CloseLasting()
+	}()
+
+	ports, err := route.Setup(h, s.cfg.Route, dests)
+	if err != nil {
+		if errors.Is(err, route.ErrNoDevice) {
+			return &InputError{err}
+		}
+		return fmt.Errorf("set up mirror ports: %w", err)
+	}
+	s.ports, s.dests = ports, dests
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	links := s.watchLinks(watchCtx)
 
 	inst, err := s.start(ctx, plan)
 	if err != nil {
 		return err
 	}
-	if err := plan.Install(s.nft); err != nil {
-		s.stop(inst)
-		return fmt.Errorf("install nftables rules: %w", err)
-	}
-	s.inst = inst
+	s.setInstance(inst, 0)
 	s.log.Info("mirroring", "rules", s.cfg.RulesPath, "rules_compiled", len(plan.Rules), "channels", len(plan.Channels), "destinations", dests)
-	defer func() {
-		// Rules first, so the kernel stops copying before the readers go.
-		if uerr := nfrules.Uninstall(s.nft, s.cfg.Compile.TableName); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("remove nftables rules: %w", uerr))
-		}
-		s.stop(s.inst)
-	}()
 
 	var ctlDone chan error
 	if s.cfg.Socket != "" {
