@@ -28,17 +28,31 @@ func TestTCPBulkStreamMirrored(t *testing.T) {
 	refFrames, monFrames := ref.frames(), mon.frames()
 	want := streams(ipPackets(refFrames, nil))
 	got := streams(ipPackets(monFrames, nil))
+	// iperf3's data connection carries a 37-byte cookie and then the bytes
+	// asked for: the mirror must carry all of it, in order, with no hole.
+	const streamLen = size + 37
 	big := ""
-	for k, s := range want {
-		if len(s) >= size {
+	for k, s := range got {
+		if len(s) > len(got[big]) {
 			big = k
 		}
 	}
-	if big == "" {
-		t.Fatalf("no stream of %d bytes in the reference capture (%d frames)", size, len(refFrames))
+	if len(got[big]) != streamLen {
+		lens := map[string]int{}
+		for k, s := range got {
+			lens[k] = len(s)
+		}
+		t.Fatalf("mirrored TCP streams %v: want one of exactly %d bytes (iperf3: %s)", lens, streamLen, out)
 	}
-	if g := got[big]; string(g) != string(want[big]) {
-		t.Errorf("mirrored stream %s: %d bytes, reference %d bytes; equal prefix %d", big, len(g), len(want[big]), commonPrefix(g, want[big]))
+	// The same bytes as on the router's input. tcpdump on a veth now and
+	// then misses a super-packet without counting a drop; then the reference
+	// has a hole and only its part before the hole can be compared.
+	refStream := want[big]
+	if len(refStream) == 0 || commonPrefix(got[big], refStream) != len(refStream) {
+		t.Errorf("mirrored stream %s differs from the reference: reference %d bytes, equal prefix %d", big, len(refStream), commonPrefix(got[big], refStream))
+	}
+	if len(refStream) < streamLen {
+		t.Logf("the reference capture has a hole after %d of %d bytes: compared that much", len(refStream), streamLen)
 	}
 	maxLen, superPackets := 0, 0
 	for _, f := range monFrames {
