@@ -336,7 +336,11 @@ func (s *server) watchLinks(ctx context.Context) <-chan string {
 	out := make(chan string, 16)
 	updates := make(chan netlink.LinkUpdate, 64)
 	err := netlink.LinkSubscribeWithOptions(updates, ctx.Done(), netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) { s.log.Warn("link updates", "err", err) },
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil { // the subscription's socket is closed on shutdown
+				s.log.Warn("link updates", "err", err)
+			}
+		},
 	})
 	if err != nil {
 		s.log.Warn("cannot watch mirror ports; a port that is re-created will not be set up again", "err", err)
