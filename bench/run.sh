@@ -45,6 +45,7 @@ BIN=${BIN:-./bin/nfmirror}
 exec 9>/tmp/nfmirror-netns.lock
 echo "bench: waiting for /tmp/nfmirror-netns.lock" >&2
 flock 9
+# Background children close fd 9 (9>&-): an orphan must never keep the lock.
 
 # Tools: installed only when missing (and allowed); a column whose tool is
 # still missing is skipped and the report says so.
@@ -161,6 +162,15 @@ nfmstat() {
 	else echo "- - - - -"; fi
 }
 NFMSOCK=""
+# nfq: packets the kernel put in NFQUEUE queues (id_sequence), and dropped
+# there (queue full without fail-open, netlink overrun); - without queues.
+# A packet that finds a fail-open queue full passes uncopied and is counted
+# nowhere: offered minus queued tells it.
+nfq() {
+	nsx $R awk '{q += $8; d += $6 + $7; n++} END {if (n) print q, d; else print "- -"}' /proc/net/netfilter/nfnetlink_queue 2>/dev/null || echo "- -"
+}
+# delta A0 A1: A1-A0, or - when either is -.
+delta() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else echo $(($2 - $1)); fi; }
 
 start_col() {
 	PID="" NFMSOCK=""
@@ -177,12 +187,15 @@ table netdev nfbench {
 NFT
 		;;
 	tc-mirred)
+		# matchall when the kernel has it (cls_matchall), else a u32 filter
+		# that matches every frame.
 		nsx $R tc qdisc add dev eth0 clsact
-		nsx $R tc filter add dev eth0 ingress matchall action mirred egress mirror dev span0 ;;
+		nsx $R tc filter add dev eth0 ingress matchall action mirred egress mirror dev span0 2>/dev/null ||
+			nsx $R tc filter add dev eth0 ingress protocol all u32 match u32 0 0 action mirred egress mirror dev span0 ;;
 	# ip netns exec (not the nsx function, which would fork a subshell)
 	# execs the command, so $! is the mirror process itself.
-	daemonlog) ip netns exec $R daemonlogger -i eth0 -o span0 >"$work/$1.log" 2>&1 & PID=$! ;;
-	netsniff) ip netns exec $R netsniff-ng --in eth0 --out span0 --silent >"$work/$1.log" 2>&1 & PID=$! ;;
+	daemonlog) ip netns exec $R daemonlogger -i eth0 -o span0 >"$work/$1.log" 2>&1 9>&- & PID=$! ;;
+	netsniff) ip netns exec $R netsniff-ng --in eth0 --out span0 --silent >"$work/$1.log" 2>&1 9>&- & PID=$! ;;
 	nfm-*)
 		case $1 in
 		nfm-route) echo 'forward { iifname "eth0" mirror to "span0" }' ;;
@@ -190,7 +203,7 @@ NFT
 		nfm-lossls) echo 'forward { iifname "eth0" mirror to "span0" lossless }' ;;
 		esac >"$rules"
 		NFMSOCK=$work/nfm.sock
-		ip netns exec $R "$BIN" apply -socket "$NFMSOCK" -state-dir "$work/state" "$rules" >"$work/$1.log" 2>&1 & PID=$!
+		ip netns exec $R "$BIN" apply -socket "$NFMSOCK" -state-dir "$work/state" "$rules" >"$work/$1.log" 2>&1 9>&- & PID=$!
 		local ok=0
 		for _ in $(seq 100); do
 			"$BIN" status -socket "$NFMSOCK" >/dev/null 2>&1 && { ok=1; break; }
@@ -222,11 +235,12 @@ stop_col() {
 # udp_cell COL SIZE RATE RUN: one window of open-loop UDP, one raw record.
 udp_cell() {
 	local c0 c1 u0 u1 t0 t1 n0 n1 out secs
-	c0=$(counters); n0=$(nfmstat); u0=$(cpu); t0=$(pticks)
+	local q0 q1
+	c0=$(counters); n0=$(nfmstat); q0=$(nfq); u0=$(cpu); t0=$(pticks)
 	out=$(nsx $G timeout $((WINDOW + 30)) "$GEN" gen -dst $GEN_DST -size "$2" -rate "$3" -duration "${WINDOW}s")
 	u1=$(cpu); t1=$(pticks)
 	sleep 0.5 # let the mirror drain before reading the counters
-	c1=$(counters); n1=$(nfmstat)
+	c1=$(counters); n1=$(nfmstat); q1=$(nfq)
 	secs=$(sed -E 's/.*"seconds":([0-9.eE+-]+).*/\1/' <<<"$out")
 	set -- "$@" $c0 $c1 $u0 $u1 $n0 $n1
 	# $5..$11 c0, $12..$18 c1, $19 $20 u0, $21 $22 u1, $23..$27 n0, $28..$32 n1
@@ -237,23 +251,30 @@ udp_cell() {
 	fi
 	echo "kind=udp col=$1 size=$2 rate=$3 run=$4 secs=$secs gen_sent=$(sed -E 's/.*"sent":([0-9]+).*/\1/' <<<"$out")" \
 		"gen_tx=$((${12} - $5)) rin_rx=$((${13} - $6)) sink_rx=$((${14} - $7)) mon_rx=$((${15} - $8)) mon_tx=$((${16} - $9))" \
-		"cpu_busy=$((${21} - ${19})) cpu_total=$((${22} - ${20})) proc_ticks=$pt hz=$HZ rss_kb=$(rss) nfm_lost=$lost" >>"$RAW"
+		"cpu_busy=$((${21} - ${19})) cpu_total=$((${22} - ${20})) proc_ticks=$pt hz=$HZ rss_kb=$(rss) nfm_lost=$lost" \
+		"nfq_queued=$(delta ${q0% *} ${q1% *}) nfq_dropped=$(delta ${q0#* } ${q1#* })" >>"$RAW"
 	tail -n1 "$RAW" >&2
 }
 
 # tcp_cell COL TSO RUN: one bounded iperf3 stream gen → sink.
 tcp_cell() {
-	local c0 c1 u0 u1 t0 t1 out pt=-
+	local c0 c1 u0 u1 t0 t1 out pt=- col_=$1 tso_=$2 run_=$3
 	nsx $G ethtool -K c0 tso "$2" >/dev/null
-	nsx $S timeout 90 iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 &
+	nsx $S timeout 90 iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 9>&- &
 	local srv=$!
 	sleep 0.3
-	c0=$(counters); u0=$(cpu); t0=$(pticks)
+	local n0 n1 lost=-
+	c0=$(counters); n0=$(nfmstat); u0=$(cpu); t0=$(pticks)
 	out=$(nsx $G timeout 60 iperf3 -c 198.18.2.2 -n "$TCP_BYTES" -J 2>/dev/null) || true
 	u1=$(cpu); t1=$(pticks)
 	sleep 0.5
-	c1=$(counters)
+	c1=$(counters); n1=$(nfmstat)
 	wait $srv 2>/dev/null || true
+	if [ "$n0" != "- - - - -" ] && [ "$n1" != "- - - - -" ]; then
+		set -- $n0 $n1
+		lost=$(( ($7 - $2) + ($8 - $3) + (${10} - $5) ))
+		set -- "$col_" "$tso_" "$run_"
+	fi
 	[ "$t0" != - ] && [ "$t1" != - ] && pt=$((t1 - t0))
 	local bps secs
 	read -r bps secs < <(python3 -c 'import json,sys
@@ -263,7 +284,7 @@ except Exception: print("- -")' <<<"$out")
 	set -- "$@" $c0 $c1 $u0 $u1
 	# $4..$10 c0, $11..$17 c1, $18 $19 u0, $20 $21 u1
 	echo "kind=tcp col=$1 tso=$2 run=$3 bps=$bps secs=$secs sink_rx_bytes=$((${16} - $9)) mon_rx_bytes=$((${17} - ${10}))" \
-		"cpu_busy=$((${20} - ${18})) cpu_total=$((${21} - ${19})) proc_ticks=$pt hz=$HZ rss_kb=$(rss)" >>"$RAW"
+		"cpu_busy=$((${20} - ${18})) cpu_total=$((${21} - ${19})) proc_ticks=$pt hz=$HZ rss_kb=$(rss) nfm_lost=$lost" >>"$RAW"
 	tail -n1 "$RAW" >&2
 }
 

@@ -99,6 +99,11 @@ func udpMetrics(r record) map[string]float64 {
 		"rss":       r.num("rss_kb") / 1024,
 		"nfmlost":   r.num("nfm_lost"),
 		"answers":   r.num("mon_tx"),
+		// Packets that reached the router but never entered the NFQUEUE
+		// queue (a full fail-open queue lets them pass uncopied).
+		"nfqmissed": r.num("rin_rx") - r.num("nfq_queued"),
+		"nfqqueued": r.num("nfq_queued"),
+		"rin":       r.num("rin_rx"),
 	}
 	if r.str("col") != "none" {
 		m["mirrloss"] = 100 - ratio(r.num("mon_rx"), r.num("rin_rx"))
@@ -114,6 +119,7 @@ func tcpMetrics(r record) map[string]float64 {
 		"cpu":      ratio(r.num("cpu_busy"), r.num("cpu_total")),
 		"pcpu":     ratio(r.num("proc_ticks")/r.num("hz"), r.num("secs")),
 		"rss":      r.num("rss_kb") / 1024,
+		"nfmlost":  r.num("nfm_lost"),
 	}
 }
 
@@ -227,7 +233,7 @@ func readMachine(loadStart string) machine {
 var colNames = map[string]string{
 	"none":       "no mirror",
 	"nft-dup":    "nft netdev `dup to \"span0\"` (ingress of eth0)",
-	"tc-mirred":  "tc `matchall action mirred egress mirror dev span0` (ingress of eth0)",
+	"tc-mirred":  "tc clsact ingress of eth0, `action mirred egress mirror dev span0` (matchall, or `u32 match u32 0 0` where the kernel lacks cls_matchall)",
 	"daemonlog":  "daemonlogger `-i eth0 -o span0`",
 	"netsniff":   "netsniff-ng `--in eth0 --out span0 --silent`",
 	"nfm-route":  "nfmirror NFLOG, route replay: `forward { iifname \"eth0\" mirror to \"span0\" }`",
@@ -255,6 +261,7 @@ func writeReport(w io.Writer, cells []cell, m machine, mode, date, notes string)
 	p("- **mirror loss %%** = 1 − mirrored / packets received by the router's eth0 (what reached the mirror point).\n")
 	p("- **fwd loss %%** = 1 − forwarded / offered: what the mirror costs production traffic (plus what the shared veth backlog drops anyway, see the no-mirror row).\n")
 	p("- **CPU %%** = whole machine busy time during the window (/proc/stat, 100 %% = all cores); **mirror CPU %%** = the mirror process (/proc/PID/stat, 100 %% = one core; – for in-kernel mirrors, whose cost shows in CPU %% only); **RSS** = VmRSS of the mirror process at the end of the cell.\n")
+	p("- **nfmirror says lost** = copies `nfmirror status` counts as lost in the window (NFLOG sequence gaps, full queue to the sender, send errors).\n")
 	p("- Each figure is the median over the runs of a cell (runs column).\n\n")
 
 	var udp, tcp []cell
@@ -327,8 +334,8 @@ func writeReport(w io.Writer, cells []cell, m machine, mode, date, notes string)
 			}
 			p("\n")
 		}
-		p("\n| rate | mirror | runs | offered pps | forwarded pps | mirrored pps | mirror loss %% | fwd loss %% | CPU %% | mirror CPU %% | RSS MiB |\n")
-		p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("\n| rate | mirror | runs | offered pps | forwarded pps | mirrored pps | mirror loss %% | fwd loss %% | CPU %% | mirror CPU %% | RSS MiB | nfmirror says lost |\n")
+		p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, r := range rates {
 			for _, col := range scols {
 				c, ok := byKey[col+"|"+r]
@@ -336,17 +343,18 @@ func writeReport(w io.Writer, cells []cell, m machine, mode, date, notes string)
 					continue
 				}
 				mm := c.med
-				p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", rateLabel(r), col, c.runs,
+				p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rateLabel(r), col, c.runs,
 					f(mm["offered"], 0), f(mm["forwarded"], 0), f(mm["mirrored"], 0), f(mm["mirrloss"], 1), f(mm["fwdloss"], 1),
-					f(mm["cpu"], 0), f(mm["pcpu"], 0), f(mm["rss"], 1))
+					f(mm["cpu"], 0), f(mm["pcpu"], 0), f(mm["rss"], 1), f(mm["nfmlost"], 0))
 			}
 		}
 		var extra []string
 		for _, r := range rates {
 			for _, col := range scols {
 				c := byKey[col+"|"+r]
-				if v := c.med["nfmlost"]; !math.IsNaN(v) && v > 0 {
-					extra = append(extra, fmt.Sprintf("%s at %s: nfmirror status reports %s copies lost", col, rateLabel(r), f(v, 0)))
+				if v := c.med["nfqmissed"]; !math.IsNaN(v) && v > 0 {
+					extra = append(extra, fmt.Sprintf("%s at %s: of %s packets the router received in the window the kernel queued %s to NFQUEUE; %s (%s %%) found the fail-open queue full and passed uncopied, which nfmirror's status cannot count (it said %s lost)",
+						col, rateLabel(r), f(c.med["rin"], 0), f(c.med["nfqqueued"], 0), f(v, 0), f(ratio(v, c.med["rin"]), 1), f(c.med["nfmlost"], 0)))
 				}
 				if v := c.med["answers"]; !math.IsNaN(v) && v > 0 {
 					extra = append(extra, fmt.Sprintf("%s at %s: the analyzer transmitted %s packets (it should answer nothing)", col, rateLabel(r), f(v, 0)))
@@ -368,11 +376,11 @@ func writeReport(w io.Writer, cells []cell, m machine, mode, date, notes string)
 		}
 		p("## TCP bulk stream (iperf3 -n, one stream gen → sink)\n\n")
 		p("TSO toggled with `ethtool -K c0 tso on|off` on the generator's veth. **mirrored %%** approximates the share of payload bytes mirrored as analyzer rx_bytes / sink rx_bytes (both count headers of their own frames; the mirror only sees gen → sink, but `daemonlog` and `netsniff` capture both directions of eth0, so they also copy the ACKs and can exceed 100 %%).\n\n")
-		p("| TSO | mirror | runs | Mbit/s | vs no mirror %% | mirrored %% | CPU %% | mirror CPU %% | RSS MiB |\n")
-		p("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| TSO | mirror | runs | Mbit/s | vs no mirror %% | mirrored %% | CPU %% | mirror CPU %% | RSS MiB | nfmirror says lost |\n")
+		p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, c := range tcp {
-			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", c.tso, c.col, c.runs, f(c.med["mbps"], 0),
-				f(ratio(c.med["mbps"], base[c.tso]), 0), f(c.med["mirrored"], 1), f(c.med["cpu"], 0), f(c.med["pcpu"], 0), f(c.med["rss"], 1))
+			p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", c.tso, c.col, c.runs, f(c.med["mbps"], 0),
+				f(ratio(c.med["mbps"], base[c.tso]), 0), f(c.med["mirrored"], 1), f(c.med["cpu"], 0), f(c.med["pcpu"], 0), f(c.med["rss"], 1), f(c.med["nfmlost"], 0))
 		}
 		p("\n")
 	}
