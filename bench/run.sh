@@ -195,7 +195,9 @@ NFT
 	# ip netns exec (not the nsx function, which would fork a subshell)
 	# execs the command, so $! is the mirror process itself.
 	daemonlog) ip netns exec $R daemonlogger -i eth0 -o span0 >"$work/$1.log" 2>&1 9>&- & PID=$! ;;
-	netsniff) ip netns exec $R netsniff-ng --in eth0 --out span0 --silent >"$work/$1.log" 2>&1 9>&- & PID=$! ;;
+	# -S: the default ring is sized from system socket memory limits that
+	# cannot be raised inside a namespace ("Cannot allocate RX_RING!").
+	netsniff) ip netns exec $R netsniff-ng --in eth0 --out span0 --silent -S 32MiB >"$work/$1.log" 2>&1 9>&- & PID=$! ;;
 	nfm-*)
 		case $1 in
 		nfm-route) echo 'forward { iifname "eth0" mirror to "span0" }' ;;
@@ -210,11 +212,11 @@ NFT
 			kill -0 $PID 2>/dev/null || break
 			sleep 0.1
 		done
-		[ $ok = 1 ] || { echo "bench: nfmirror did not start:" >&2; cat "$work/$1.log" >&2; exit 1; } ;;
+		[ $ok = 1 ] || { echo "bench: nfmirror did not start:" >&2; cat "$work/$1.log" >&2; return 1; } ;;
 	esac
 	sleep 1
 	if [ -n "$PID" ] && ! kill -0 $PID 2>/dev/null; then
-		echo "bench: column $1 died at start:" >&2; cat "$work/$1.log" >&2; exit 1
+		echo "bench: column $1 died at start:" >&2; cat "$work/$1.log" >&2; return 1
 	fi
 }
 stop_col() {
@@ -294,7 +296,13 @@ RAW_FINAL=$RAW RAW=$RAW.tmp
 echo "# bench/run.sh $MODE $(date -u '+%F %T UTC'): runs=$RUNS window=${WINDOW}s columns=$(echo $COLUMNS)" >>"$RAW"
 for col in $COLUMNS; do
 	echo "bench: column $col" >&2
-	start_col "$col"
+	# A mirror that does not start is skipped (and named in the report)
+	# rather than losing the columns already measured.
+	if ! start_col "$col"; then
+		NOTES="$NOTES Column $col skipped: it did not start ($(tail -n1 "$work/$col.log" 2>/dev/null))."
+		stop_col "$col"
+		continue
+	fi
 	[ -z "$PID" ] || echo "bench: $col runs as pid $PID ($(cat /proc/$PID/comm))" >&2
 	for size in $SIZES; do
 		for rate in $RATES; do
