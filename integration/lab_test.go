@@ -91,7 +91,10 @@ func newLab(t *testing.T) *lab {
 		l.in(ns, "ip", "link", "set", "lo", "up")
 		// No duplicate address detection: link-local addresses are final at
 		// once, so before/after snapshots do not race with DAD.
-		l.in(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+		// No router solicitations either: they repeat for seconds after a
+		// link comes up and race with the start and end of every capture.
+		l.in(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0",
+			"net.ipv6.conf.default.router_solicitations=0", "net.ipv6.conf.all.router_solicitations=0")
 	}
 	l.must("ip", "link", "add", "c0", "netns", l.client, "type", "veth", "peer", "name", "eth0", "netns", l.router)
 	l.must("ip", "link", "add", "s0", "netns", l.server, "type", "veth", "peer", "name", "eth1", "netns", l.router)
