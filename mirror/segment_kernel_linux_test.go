@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfmirror/nfmirror/internal/nstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,42 +21,26 @@ func TestSegmentKernelSuperPackets(t *testing.T) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		t.Skip("iperf3 not installed")
 	}
-	a, b := newSinkNS(t), newSinkNS(t)
-	a.ip(t, "link add va type veth peer name vb netns "+b.name)
-	a.ip(t, "addr add 198.18.2.1/24 dev va")
-	b.ip(t, "addr add 198.18.2.2/24 dev vb")
-	a.ip(t, "link set va up")
-	b.ip(t, "link set vb up")
-	va, err := a.h.LinkByName("va")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fd int
-	err = inNetNS(int(a.fd), func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: va.Attrs().Index}); err != nil {
-		t.Fatal(err)
-	}
+	a, b := nstest.New(t), nstest.New(t)
+	a.IP(t, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b.Name)
+	a.IP(t, "addr", "add", "198.18.2.1/24", "dev", "va")
+	b.IP(t, "addr", "add", "198.18.2.2/24", "dev", "vb")
+	a.IP(t, "link", "set", "va", "up")
+	b.IP(t, "link", "set", "vb", "up")
+	fd := captureSocket(t, a, "va")
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	srv := exec.CommandContext(ctx, "ip", "netns", "exec", b.name, "iperf3", "-s", "-1", "-B", "198.18.2.2")
+	srv := exec.CommandContext(ctx, "ip", "netns", "exec", b.Name, "iperf3", "-s", "-1", "-B", "198.18.2.2")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Wait()
 	time.Sleep(300 * time.Millisecond)
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", a.name, "iperf3", "-c", "198.18.2.2", "-n", "2M").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", a.Name, "iperf3", "-c", "198.18.2.2", "-n", "2M").CombinedOutput(); err != nil {
 		t.Fatalf("iperf3 client: %v: %s", err, out)
 	}
 

@@ -2,90 +2,58 @@ package mirror
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nfmirror/nfmirror/internal/nstest"
 	"github.com/nfmirror/nfmirror/route"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// sinkRequireRoot skips a test that needs root, or fails it when
-// NFMIRROR_REQUIRE_ROOT=1 so that CI cannot pass by skipping.
-func sinkRequireRoot(t *testing.T) {
+// txPackets returns how many packets dev in ns has sent.
+func txPackets(t *testing.T, ns *nstest.NS, dev string) uint64 {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("NFMIRROR_REQUIRE_ROOT") == "1" {
-		t.Fatal("needs root (NFMIRROR_REQUIRE_ROOT=1)")
-	}
-	t.Skip("needs root to create network namespaces")
-}
-
-// sinkNS is a named network namespace made for one test and removed when it
-// ends. No Go thread stays in it: the test uses a netlink handle bound to its
-// fd, sockets opened through inNetNS, and "ip -n".
-type sinkNS struct {
-	name string
-	fd   netns.NsHandle
-	h    *netlink.Handle
-}
-
-func newSinkNS(t *testing.T) *sinkNS {
-	t.Helper()
-	sinkRequireRoot(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "nfm-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	fd, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	t.Cleanup(func() { fd.Close() })
-	h, err := netlink.NewHandleAt(fd)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", name, err)
-	}
-	t.Cleanup(h.Close)
-	return &sinkNS{name: name, fd: fd, h: h}
-}
-
-func (n *sinkNS) ip(t *testing.T, args string) {
-	t.Helper()
-	a := append([]string{"-n", n.name}, strings.Fields(args)...)
-	if out, err := exec.Command("ip", a...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(a, " "), err, out)
-	}
-}
-
-func (n *sinkNS) txPackets(t *testing.T, dev string) uint64 {
-	t.Helper()
-	l, err := n.h.LinkByName(dev)
+	l, err := ns.Handle(t).LinkByName(dev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l.Attrs().Statistics.TxPackets
 }
 
+// captureSocket opens an AF_PACKET socket in ns that receives every frame
+// of dev, in both directions, and closes it when the test ends.
+func captureSocket(t *testing.T, ns *nstest.NS, dev string) int {
+	t.Helper()
+	link, err := ns.Handle(t).LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	err = inNetNS(ns.FD(), func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("capture socket on %s: %v", dev, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: link.Attrs().Index}); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
 // spanLab is a router namespace whose mirror port span0 leads to mon0 in a
 // monitor namespace, plus a second interface other0 that carries the
 // router's default routes, so that a misrouted copy would leave there.
 type spanLab struct {
-	r, m    *sinkNS
+	r, m    *nstest.NS
 	routing *route.Routing
 	port    route.Port
 	capFD   int // AF_PACKET on mon0
@@ -111,65 +79,34 @@ func (l *spanLab) assertNothingElsewhere(t *testing.T) {
 }
 
 func newSpanLab(t *testing.T) *spanLab {
-	r, m := newSinkNS(t), newSinkNS(t)
-	r.ip(t, "link add span0 type veth peer name mon0 netns "+m.name)
-	r.ip(t, "link add other0 type veth peer name other1 netns "+m.name)
+	r, m := nstest.New(t), nstest.New(t)
+	r.IP(t, "link", "add", "span0", "type", "veth", "peer", "name", "mon0", "netns", m.Name)
+	r.IP(t, "link", "add", "other0", "type", "veth", "peer", "name", "other1", "netns", m.Name)
 	// No IPv6 link-local address on the port: no DAD, no router
 	// solicitations of its own on the mirror.
-	r.ip(t, "link set span0 addrgenmode none")
-	r.ip(t, "link set lo up")
-	r.ip(t, "addr add 198.18.0.1/32 dev lo")
-	r.ip(t, "addr add 2001:db8::1/128 dev lo")
-	r.ip(t, "link set other0 up")
-	r.ip(t, "addr add 198.18.1.1/24 dev other0")
-	r.ip(t, "addr add 2001:db8:1::1/64 dev other0 nodad")
-	r.ip(t, "route add default via 198.18.1.2")
-	r.ip(t, "-6 route add default via 2001:db8:1::2")
-	m.ip(t, "link set mon0 addrgenmode none")
-	m.ip(t, "link set mon0 promisc on up")
-	m.ip(t, "link set other1 up")
-	routing, err := route.Setup(r.h, route.Config{StateDir: t.TempDir()}, []string{"span0"})
+	r.IP(t, "link", "set", "span0", "addrgenmode", "none")
+	r.IP(t, "addr", "add", "198.18.0.1/32", "dev", "lo")
+	r.IP(t, "addr", "add", "2001:db8::1/128", "dev", "lo")
+	r.IP(t, "link", "set", "other0", "up")
+	r.IP(t, "addr", "add", "198.18.1.1/24", "dev", "other0")
+	r.IP(t, "addr", "add", "2001:db8:1::1/64", "dev", "other0", "nodad")
+	r.IP(t, "route", "add", "default", "via", "198.18.1.2")
+	r.IP(t, "-6", "route", "add", "default", "via", "2001:db8:1::2")
+	m.IP(t, "link", "set", "mon0", "addrgenmode", "none")
+	m.IP(t, "link", "set", "mon0", "promisc", "on", "up")
+	m.IP(t, "link", "set", "other1", "up")
+	routing, err := route.Setup(r.Handle(t), route.Config{StateDir: t.TempDir()}, []string{"span0"})
 	if err != nil {
 		t.Fatalf("route.Setup: %v", err)
 	}
 	t.Cleanup(func() { routing.Undo() })
 	l := &spanLab{r: r, m: m, routing: routing, port: routing.Ports()[0]}
-	mon, err := m.h.LinkByName("mon0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = inNetNS(int(m.fd), func() error {
-		var err error
-		l.capFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("capture socket: %v", err)
-	}
-	t.Cleanup(func() { unix.Close(l.capFD) })
-	if err := unix.Bind(l.capFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: mon.Attrs().Index}); err != nil {
-		t.Fatal(err)
-	}
+	l.capFD = captureSocket(t, m, "mon0")
 	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
 	unix.SetsockoptTimeval(l.capFD, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	// Everything that leaves other0 is watched too: the kernel's own
 	// chatter (ND, MLD, ARP) may pass there, copies must not.
-	other, err := m.h.LinkByName("other1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = inNetNS(int(m.fd), func() error {
-		var err error
-		l.otherFD, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("capture socket: %v", err)
-	}
-	t.Cleanup(func() { unix.Close(l.otherFD) })
-	if err := unix.Bind(l.otherFD, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: other.Attrs().Index}); err != nil {
-		t.Fatal(err)
-	}
+	l.otherFD = captureSocket(t, m, "other1")
 	time.Sleep(200 * time.Millisecond) // carrier up
 	l.drain()
 	return l
@@ -240,7 +177,7 @@ func sinkUDPPacket(src, dst string, hops byte, payload string) []byte {
 
 func TestRouteSinkDelivery(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +202,7 @@ func TestRouteSinkDelivery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			loTx := l.r.txPackets(t, "lo")
+			loTx := txPackets(t, l.r, "lo")
 			if err := s.Send(&Packet{Data: tt.pkt}); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
@@ -282,7 +219,7 @@ func TestRouteSinkDelivery(t *testing.T) {
 			if !bytes.Equal(f, want) {
 				t.Errorf("frame on mon0:\n got % x\nwant % x", f, want)
 			}
-			if d := l.r.txPackets(t, "lo") - loTx; d != 0 {
+			if d := txPackets(t, l.r, "lo") - loTx; d != 0 {
 				t.Errorf("%d packets delivered locally (lo tx)", d)
 			}
 		})
@@ -296,7 +233,7 @@ func TestRouteSinkDelivery(t *testing.T) {
 
 func TestRouteSinkSuperPacket(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +274,7 @@ func TestRouteSinkSuperPacket(t *testing.T) {
 
 func TestL2SinkByteExact(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewL2Sink(l.port, nil, WithNetNS(int(l.r.fd)))
+	s, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,27 +297,27 @@ func TestL2SinkByteExact(t *testing.T) {
 
 func TestSinkPortComesBack(t *testing.T) {
 	l := newSpanLab(t)
-	rs, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	rs, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rs.Close()
 	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-back")
-	l.r.ip(t, "link del span0")
+	l.r.IP(t, "link", "del", "span0")
 	// Sends fail while the port is gone, and are counted.
 	for range 3 {
 		if err := rs.Send(&Packet{Data: pkt}); err == nil {
 			t.Error("Send succeeded with the port gone")
 		}
 	}
-	l.r.ip(t, "link add span0 type veth peer name mon0 netns "+l.m.name)
-	l.r.ip(t, "link set span0 addrgenmode none")
-	l.m.ip(t, "link set mon0 addrgenmode none")
-	l.m.ip(t, "link set mon0 promisc on up")
+	l.r.IP(t, "link", "add", "span0", "type", "veth", "peer", "name", "mon0", "netns", l.m.Name)
+	l.r.IP(t, "link", "set", "span0", "addrgenmode", "none")
+	l.m.IP(t, "link", "set", "mon0", "addrgenmode", "none")
+	l.m.IP(t, "link", "set", "mon0", "promisc", "on", "up")
 	if err := l.routing.Reapply(); err != nil {
 		t.Fatalf("Reapply: %v", err)
 	}
-	mon, err := l.m.h.LinkByName("mon0")
+	mon, err := l.m.Handle(t).LinkByName("mon0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +355,7 @@ func sinkIP(s string) net.IP {
 
 func TestSinkFixesChecksumsAndKeepsTruncated(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +396,7 @@ func TestSinkFixesChecksumsAndKeepsTruncated(t *testing.T) {
 
 func TestL2SinkSegmentsSuperFrame(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewL2Sink(l.port, nil, WithNetNS(int(l.r.fd)))
+	s, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,11 +448,11 @@ func TestSinkCloseLeaksNothing(t *testing.T) {
 	}
 	beforeFDs, beforeG := fds(), runtime.NumGoroutine()
 	for range 3 {
-		rs, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+		rs, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls, err := NewL2Sink(l.port, nil, WithNetNS(int(l.r.fd)))
+		ls, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -533,12 +470,12 @@ func TestSinkCloseLeaksNothing(t *testing.T) {
 
 func TestSinkSendNoAllocs(t *testing.T) {
 	l := newSpanLab(t)
-	rs, err := NewRouteSink(l.port, nil, WithNetNS(int(l.r.fd)))
+	rs, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rs.Close()
-	ls, err := NewL2Sink(l.port, nil, WithNetNS(int(l.r.fd)))
+	ls, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
 	if err != nil {
 		t.Fatal(err)
 	}

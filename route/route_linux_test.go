@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nfmirror/nfmirror/internal/nstest"
 )
 
 // qdiscRE matches the qdisc of "ip link show": bringing a link up attaches
@@ -18,20 +19,20 @@ import (
 var qdiscRE = regexp.MustCompile(`qdisc \S+ `)
 
 // snapshot is what a user sees of the namespace's routing state.
-func snapshot(t *testing.T, n *testNS) string {
+func snapshot(t *testing.T, n *nstest.NS) string {
 	t.Helper()
 	return strings.Join([]string{
-		n.ip(t, "rule", "show"),
-		n.ip(t, "-6", "rule", "show"),
-		n.ip(t, "route", "show", "table", "all"),
-		n.ip(t, "-6", "route", "show", "table", "all"),
-		qdiscRE.ReplaceAllString(n.ip(t, "-d", "link", "show"), "qdisc Q "),
+		n.IP(t, "rule", "show"),
+		n.IP(t, "-6", "rule", "show"),
+		n.IP(t, "route", "show", "table", "all"),
+		n.IP(t, "-6", "route", "show", "table", "all"),
+		qdiscRE.ReplaceAllString(n.IP(t, "-d", "link", "show"), "qdisc Q "),
 	}, "--\n")
 }
 
 // settled returns the snapshot once carrier and IPv6 link-local routes have
 // settled (linkwatch reports carrier up to a second late).
-func settled(t *testing.T, n *testNS) string {
+func settled(t *testing.T, n *nstest.NS) string {
 	t.Helper()
 	prev := snapshot(t, n)
 	for range 30 {
@@ -49,15 +50,14 @@ func settled(t *testing.T, n *testNS) string {
 // created) whose peer mon0, up, is in a monitor namespace, a second veth
 // other0 whose peer is in the monitor namespace too, and the addresses
 // 198.18.0.1 and 2001:db8::1 on lo.
-func portNS(t *testing.T) *testNS {
-	n := newTestNS(t)
-	m := newTestNS(t)
-	n.ip(t, "link", "add", "span0", "type", "veth", "peer", "name", "mon0", "netns", m.Name)
-	n.ip(t, "link", "add", "other0", "type", "veth", "peer", "name", "other1", "netns", m.Name)
-	m.ip(t, "link", "set", "mon0", "up")
-	n.ip(t, "link", "set", "lo", "up")
-	n.ip(t, "addr", "add", "198.18.0.1/32", "dev", "lo")
-	n.ip(t, "addr", "add", "2001:db8::1/128", "dev", "lo")
+func portNS(t *testing.T) *nstest.NS {
+	n := nstest.New(t)
+	m := nstest.New(t)
+	n.IP(t, "link", "add", "span0", "type", "veth", "peer", "name", "mon0", "netns", m.Name)
+	n.IP(t, "link", "add", "other0", "type", "veth", "peer", "name", "other1", "netns", m.Name)
+	m.IP(t, "link", "set", "mon0", "up")
+	n.IP(t, "addr", "add", "198.18.0.1/32", "dev", "lo")
+	n.IP(t, "addr", "add", "2001:db8::1/128", "dev", "lo")
 	return n
 }
 
@@ -89,17 +89,17 @@ func TestSetupUndo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := portNS(t)
 			for _, p := range tt.prep {
-				n.ip(t, strings.Fields(p)...)
+				n.IP(t, strings.Fields(p)...)
 			}
 			cfg := tt.cfg
 			cfg.StateDir = t.TempDir()
 			before := settled(t, n)
-			r, err := Setup(n.H, cfg, tt.dests)
+			r, err := Setup(n.Handle(t), cfg, tt.dests)
 			if err != nil {
 				t.Fatalf("Setup: %v", err)
 			}
 			for _, fam := range []string{"-4", "-6"} {
-				rules := n.ip(t, fam, "rule", "show")
+				rules := n.IP(t, fam, "rule", "show")
 				for _, m := range tt.marks {
 					if !strings.Contains(rules, m) {
 						t.Errorf("ip %s rule show lacks %q:\n%s", fam, m, rules)
@@ -111,7 +111,7 @@ func TestSetupUndo(t *testing.T) {
 				t.Fatalf("Ports() = %d ports, want %d", len(ports), len(tt.dests))
 			}
 			for i, p := range ports {
-				link, err := n.H.LinkByName(tt.dests[i])
+				link, err := n.Handle(t).LinkByName(tt.dests[i])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -120,21 +120,21 @@ func TestSetupUndo(t *testing.T) {
 					t.Errorf("port %d = %+v, link %s index %d mtu %d mac %s", i, p, a.Name, a.Index, a.MTU, a.HardwareAddr)
 				}
 				for _, fam := range []string{"-4", "-6"} {
-					routes := n.ip(t, fam, "route", "show", "table", fmt.Sprint(tt.tables[i]))
+					routes := n.IP(t, fam, "route", "show", "table", fmt.Sprint(tt.tables[i]))
 					if !strings.HasPrefix(routes, "default dev "+tt.dests[i]) {
 						t.Errorf("ip %s route show table %d = %q", fam, tt.tables[i], routes)
 					}
 				}
-				ls := n.ip(t, "link", "show", tt.dests[i])
+				ls := n.IP(t, "link", "show", tt.dests[i])
 				if !strings.Contains(ls, "NOARP") || !strings.Contains(ls, ",UP") {
 					t.Errorf("link not up and noarp: %s", ls)
 				}
 				// A copy with the port's mark routes out of the port.
-				got := n.ip(t, "route", "get", "198.18.7.7", "mark", fmt.Sprint(p.Mark))
+				got := n.IP(t, "route", "get", "198.18.7.7", "mark", fmt.Sprint(p.Mark))
 				if !strings.Contains(got, "dev "+tt.dests[i]) {
 					t.Errorf("route get mark %#x: %s", p.Mark, got)
 				}
-				got = n.ip(t, "-6", "route", "get", "2001:db8::7", "mark", fmt.Sprint(p.Mark))
+				got = n.IP(t, "-6", "route", "get", "2001:db8::7", "mark", fmt.Sprint(p.Mark))
 				if !strings.Contains(got, "dev "+tt.dests[i]) {
 					t.Errorf("route get -6 mark %#x: %s", p.Mark, got)
 				}
@@ -159,7 +159,7 @@ func TestSetupUndo(t *testing.T) {
 // resolves to the port's own MAC without any ARP or ND.
 func TestNoARPNeighbour(t *testing.T) {
 	n := portNS(t)
-	r, err := Setup(n.H, Config{StateDir: t.TempDir()}, []string{"span0"})
+	r, err := Setup(n.Handle(t), Config{StateDir: t.TempDir()}, []string{"span0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +167,12 @@ func TestNoARPNeighbour(t *testing.T) {
 	p := r.Ports()[0]
 	// ping cannot pick a source through a fwmark rule, so the test routes
 	// two prefixes through the port in main; the neighbour code is the same.
-	n.ip(t, "route", "add", "198.18.9.0/24", "dev", "span0")
-	n.ip(t, "-6", "route", "add", "2001:db8:9::/64", "dev", "span0")
+	n.IP(t, "route", "add", "198.18.9.0/24", "dev", "span0")
+	n.IP(t, "-6", "route", "add", "2001:db8:9::/64", "dev", "span0")
 	for _, dst := range []string{"198.18.9.9", "2001:db8:9::9"} {
 		// One ping makes the kernel create the neighbour entry.
-		exec.Command("ip", "netns", "exec", n.Name, "ping", "-c1", "-W1", dst).Run()
-		out := n.ip(t, "neigh", "show", "nud", "all", "dev", "span0", "to", dst)
+		n.Run("", "ping", "-c1", "-W1", dst)
+		out := n.IP(t, "neigh", "show", "nud", "all", "dev", "span0", "to", dst)
 		want := "lladdr " + p.MAC.String() + " NOARP"
 		if !strings.Contains(out, want) {
 			t.Errorf("neighbour %s: %q, want %q", dst, out, want)
@@ -184,7 +184,7 @@ func TestSetupMissingDevice(t *testing.T) {
 	n := portNS(t)
 	dir := t.TempDir()
 	before := snapshot(t, n)
-	_, err := Setup(n.H, Config{StateDir: dir}, []string{"span0", "nope0"})
+	_, err := Setup(n.Handle(t), Config{StateDir: dir}, []string{"span0", "nope0"})
 	if !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), `"nope0"`) {
 		t.Fatalf("Setup with a missing device: %v, want ErrNoDevice naming nope0", err)
 	}
@@ -201,39 +201,39 @@ func TestFlushAfterCrash(t *testing.T) {
 	cfg := Config{StateDir: t.TempDir()}
 	// A foreign rule at our priority with another mark, and a foreign table:
 	// Flush must leave them.
-	n.ip(t, "rule", "add", "pref", "2826", "fwmark", "0x1", "lookup", "100")
+	n.IP(t, "rule", "add", "pref", "2826", "fwmark", "0x1", "lookup", "100")
 	before := snapshot(t, n)
-	if _, err := Setup(n.H, cfg, []string{"span0", "other0"}); err != nil {
+	if _, err := Setup(n.Handle(t), cfg, []string{"span0", "other0"}); err != nil {
 		t.Fatal(err)
 	}
 	// kill -9: the Routing is dropped without Undo.
-	if _, err := Setup(n.H, cfg, []string{"span0"}); !errors.Is(err, ErrLeftover) {
+	if _, err := Setup(n.Handle(t), cfg, []string{"span0"}); !errors.Is(err, ErrLeftover) {
 		t.Fatalf("Setup over leftovers: %v, want ErrLeftover", err)
 	}
-	if err := Flush(n.H, cfg); err != nil {
+	if err := Flush(n.Handle(t), cfg); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
 	if after := snapshot(t, n); after != before {
 		t.Errorf("Flush did not restore:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if err := Flush(n.H, cfg); err != nil {
+	if err := Flush(n.Handle(t), cfg); err != nil {
 		t.Errorf("second Flush: %v", err)
 	}
 	// Without a state file, Flush still removes rules and routes.
-	r, err := Setup(n.H, cfg, []string{"span0"})
+	r, err := Setup(n.Handle(t), cfg, []string{"span0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = r
 	os.Remove(filepath.Join(cfg.StateDir, stateFile))
-	if err := Flush(n.H, cfg); err != nil {
+	if err := Flush(n.Handle(t), cfg); err != nil {
 		t.Fatalf("Flush without state: %v", err)
 	}
 	for _, fam := range []string{"-4", "-6"} {
-		if out := n.ip(t, fam, "rule", "show"); strings.Contains(out, "0x6e666d") {
+		if out := n.IP(t, fam, "rule", "show"); strings.Contains(out, "0x6e666d") {
 			t.Errorf("rule left after Flush:\n%s", out)
 		}
-		if out := n.ip(t, fam, "route", "show", "table", "28262"); out != "" {
+		if out := n.IP(t, fam, "route", "show", "table", "28262"); out != "" {
 			t.Errorf("routes left after Flush: %s", out)
 		}
 	}
@@ -241,14 +241,14 @@ func TestFlushAfterCrash(t *testing.T) {
 
 func TestReapplyAfterRecreate(t *testing.T) {
 	n := portNS(t)
-	r, err := Setup(n.H, Config{StateDir: t.TempDir()}, []string{"span0"})
+	r, err := Setup(n.Handle(t), Config{StateDir: t.TempDir()}, []string{"span0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Undo()
 	old := r.Ports()[0].Index
-	n.ip(t, "link", "del", "span0")
-	n.ip(t, "link", "add", "span0", "type", "veth", "peer", "name", "mon0")
+	n.IP(t, "link", "del", "span0")
+	n.IP(t, "link", "add", "span0", "type", "veth", "peer", "name", "mon0")
 	if err := r.Reapply(); err != nil {
 		t.Fatalf("Reapply: %v", err)
 	}
@@ -256,10 +256,10 @@ func TestReapplyAfterRecreate(t *testing.T) {
 	if p.Index == old {
 		t.Errorf("index not refreshed: %d", p.Index)
 	}
-	if out := n.ip(t, "route", "show", "table", "28262"); !strings.HasPrefix(out, "default dev span0") {
+	if out := n.IP(t, "route", "show", "table", "28262"); !strings.HasPrefix(out, "default dev span0") {
 		t.Errorf("route not back: %q", out)
 	}
-	if ls := n.ip(t, "link", "show", "span0"); !strings.Contains(ls, "NOARP") || !strings.Contains(ls, ",UP") {
+	if ls := n.IP(t, "link", "show", "span0"); !strings.Contains(ls, "NOARP") || !strings.Contains(ls, ",UP") {
 		t.Errorf("link flags not back: %s", ls)
 	}
 }

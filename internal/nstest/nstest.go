@@ -1,9 +1,10 @@
 // Package nstest creates throwaway network namespaces for tests that need
-// root: a uniquely named namespace ("nfm-" + random hex) with a few links,
-// an fd to hand to namespace-aware constructors (nftables.WithNetNSFd,
-// netlink.NewHandleAt, go-nflog's Config.NetNS), and a helper to run
-// commands inside it with "ip netns exec". Everything is removed by
-// t.Cleanup, even when the test fails.
+// root: a uniquely named namespace ("nfm-" + random hex) with loopback up and
+// a few links, an fd to hand to namespace-aware constructors
+// (nftables.WithNetNSFd, netlink.NewHandleAt, go-nflog's Config.NetNS), a
+// netlink handle bound to that fd, and helpers to run commands inside it with
+// "ip netns exec" or "ip -n". Everything is removed by t.Cleanup, even when
+// the test fails.
 //
 // The test process itself never enters the namespace. Run suites that use it
 // under "flock /tmp/nfmirror-netns.lock go test ..." so that two namespace
@@ -18,6 +19,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // RequireRoot skips the test when not running as root, or fails it when the
@@ -39,6 +43,7 @@ type NS struct {
 	// Name is the namespace's name under /run/netns, usable with "ip netns exec".
 	Name string
 	f    *os.File
+	h    *netlink.Handle // opened by Handle, closed with the namespace
 }
 
 // New creates a namespace with loopback up, and the links named in links
@@ -55,6 +60,9 @@ func New(t testing.TB, links ...string) *NS {
 		t.Fatalf("ip netns add %s: %v: %s", ns.Name, err, out)
 	}
 	t.Cleanup(func() {
+		if ns.h != nil {
+			ns.h.Close()
+		}
 		if ns.f != nil {
 			ns.f.Close()
 		}
@@ -76,6 +84,22 @@ func New(t testing.TB, links ...string) *NS {
 
 // FD returns a file descriptor of the namespace, valid until the test ends.
 func (ns *NS) FD() int { return int(ns.f.Fd()) }
+
+// Handle returns a netlink handle bound to the namespace's fd: requests made
+// through it act inside the namespace while no Go thread enters it. It is
+// opened on the first call, shared by later ones, and closed when the
+// namespace is removed.
+func (ns *NS) Handle(t testing.TB) *netlink.Handle {
+	t.Helper()
+	if ns.h == nil {
+		h, err := netlink.NewHandleAt(netns.NsHandle(ns.FD()))
+		if err != nil {
+			t.Fatalf("netlink handle in %s: %v", ns.Name, err)
+		}
+		ns.h = h
+	}
+	return ns.h
+}
 
 // AddLink creates an Ethernet link named name in the namespace and sets it
 // up. It is one end of a veth pair whose other end is named name+"-p"
@@ -120,4 +144,16 @@ func (ns *NS) MustRun(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s in %s: %v: %s", name, strings.Join(args, " "), ns.Name, err, errOut)
 	}
 	return out
+}
+
+// IP runs "ip -n NAME args..." and returns its combined output, failing the
+// test on error. Unlike Run it does not go through "ip netns exec", so it
+// costs no mount namespace; use it for ip's own subcommands.
+func (ns *NS) IP(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"-n", ns.Name}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip -n %s %s: %v: %s", ns.Name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
