@@ -2,26 +2,21 @@ package mirror
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
 	nflog "github.com/florianl/go-nflog/v2"
-	"golang.org/x/sys/unix"
 )
 
 // goNFLOGSource reads an inet NFLOG group with github.com/florianl/go-nflog:
 // copy mode packet, the channel's snaplen, small batches with a 10 ms flush,
 // sequence numbers on (gaps count lost copies), a large receive buffer.
 type goNFLOGSource struct {
+	libReader
 	cs  *chanState
 	nf  *nflog.Nflog
 	log *slog.Logger
 	seq seqTracker
-	// stop cancels the library's reading goroutine; failed carries the
-	// error that stopped it.
-	stop   context.CancelFunc
-	failed chan error
 }
 
 func openGoNFLOG(cs *chanState, netns int, log *slog.Logger) (*goNFLOGSource, error) {
@@ -55,10 +50,7 @@ func openGoNFLOG(cs *chanState, netns int, log *slog.Logger) (*goNFLOGSource, er
 // register binds the group and starts the library's reading
 // goroutine, so that copies are read as soon as open returns.
 func (s *goNFLOGSource) register() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	s.failed = make(chan error, 1)
-	failed := s.failed
+	ctx, errFn := s.start(&s.cs.cnt.enobufs)
 	hook := func(a nflog.Attribute) int {
 		if a.Seq != nil {
 			if gap := s.seq.next(*a.Seq); gap > 0 {
@@ -77,26 +69,8 @@ func (s *goNFLOGSource) register() error {
 		s.cs.deliver(id, ipOrigLen(p), p)
 		return 0
 	}
-	errFn := func(err error) int {
-		if ctx.Err() != nil {
-			return 1
-		}
-		if errors.Is(err, unix.ENOBUFS) {
-			s.cs.cnt.enobufs.Add(1)
-			return 0
-		}
-		var t interface{ Timeout() bool }
-		if errors.As(err, &t) && t.Timeout() {
-			return 0
-		}
-		select {
-		case failed <- err:
-		default:
-		}
-		return 1
-	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
-		cancel()
+		s.stop()
 		return fmt.Errorf("register on nflog group %d: %w", s.cs.ch.Num, err)
 	}
 	return nil
@@ -104,13 +78,10 @@ func (s *goNFLOGSource) register() error {
 
 // Run waits until ctx is cancelled, or the reading goroutine fails.
 func (s *goNFLOGSource) Run(ctx context.Context) error {
-	defer s.stop()
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-s.failed:
+	if err := s.wait(ctx); err != nil {
 		return fmt.Errorf("receive from nflog group %d: %w", s.cs.ch.Num, err)
 	}
+	return nil
 }
 
 // Close closes the socket; call it after Run returned.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"golang.org/x/sys/unix"
@@ -17,13 +18,10 @@ import (
 // never waits on a sink. GSO packets are segmented by the kernel before
 // queueing (no NFQA_CFG_F_GSO), so copies are wire-sized.
 type nfqueueSource struct {
+	libReader
 	cs  *chanState
 	nf  *nfqueue.Nfqueue
 	log *slog.Logger
-	// stop cancels the library's reading goroutine; failed carries the
-	// error that stopped it.
-	stop   context.CancelFunc
-	failed chan error
 }
 
 // nfqueueMaxLen is how many packets the kernel holds waiting for a verdict
@@ -64,10 +62,7 @@ func openNFQUEUE(cs *chanState, netns int, log *slog.Logger) (*nfqueueSource, er
 // register binds the queue and starts the library's reading
 // goroutine, so that copies are read as soon as open returns.
 func (s *nfqueueSource) register() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	s.failed = make(chan error, 1)
-	failed := s.failed
+	ctx, errFn := s.start(&s.cs.cnt.enobufs)
 	hook := func(a nfqueue.Attribute) int {
 		if a.PacketID == nil {
 			s.cs.cnt.parseErrors.Add(1)
@@ -91,12 +86,55 @@ func (s *nfqueueSource) register() error {
 		}
 		return 0
 	}
-	errFn := func(err error) int {
+	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
+		s.stop()
+		return fmt.Errorf("register on nfqueue %d: %w", s.cs.ch.Num, err)
+	}
+	return nil
+}
+
+// Run waits until ctx is cancelled, or the reading goroutine fails.
+func (s *nfqueueSource) Run(ctx context.Context) error {
+	if err := s.wait(ctx); err != nil {
+		return fmt.Errorf("receive from nfqueue %d: %w", s.cs.ch.Num, err)
+	}
+	return nil
+}
+
+// Close closes the socket, which unbinds the queue; packets still waiting
+// for a verdict are then accepted by the kernel.
+func (s *nfqueueSource) Close() error {
+	s.stop()
+	return s.nf.Close()
+}
+
+// libReader is the part of a source whose reading goroutine belongs to the
+// library (go-nflog, go-nfqueue): which receive errors stop that goroutine,
+// and Run waiting for it. Both libraries take the same error function, so
+// both sources stop, and count, the same way.
+type libReader struct {
+	// stop cancels the library's reading goroutine; failed carries the
+	// error that stopped it.
+	stop   context.CancelFunc
+	failed chan error
+}
+
+// start returns the context and the error function to hand to the library's
+// RegisterWithErrorFunc. The error function keeps reading on ENOBUFS
+// (counted in enobufs: the kernel dropped copies) and on read timeouts, ends
+// reading quietly once stop was called, and ends it on any other error,
+// which wait then returns.
+func (l *libReader) start(enobufs *atomic.Uint64) (context.Context, func(error) int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stop = cancel
+	l.failed = make(chan error, 1)
+	failed := l.failed
+	return ctx, func(err error) int {
 		if ctx.Err() != nil {
 			return 1
 		}
 		if errors.Is(err, unix.ENOBUFS) {
-			s.cs.cnt.enobufs.Add(1)
+			enobufs.Add(1)
 			return 0
 		}
 		var t interface{ Timeout() bool }
@@ -109,27 +147,16 @@ func (s *nfqueueSource) register() error {
 		}
 		return 1
 	}
-	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
-		cancel()
-		return fmt.Errorf("register on nfqueue %d: %w", s.cs.ch.Num, err)
-	}
-	return nil
 }
 
-// Run waits until ctx is cancelled, or the reading goroutine fails.
-func (s *nfqueueSource) Run(ctx context.Context) error {
-	defer s.stop()
+// wait blocks until ctx is cancelled (nil) or the reading goroutine stopped
+// on an error (that error), and stops reading either way.
+func (l *libReader) wait(ctx context.Context) error {
+	defer l.stop()
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-s.failed:
-		return fmt.Errorf("receive from nfqueue %d: %w", s.cs.ch.Num, err)
+	case err := <-l.failed:
+		return err
 	}
-}
-
-// Close closes the socket, which unbinds the queue; packets still waiting
-// for a verdict are then accepted by the kernel.
-func (s *nfqueueSource) Close() error {
-	s.stop()
-	return s.nf.Close()
 }

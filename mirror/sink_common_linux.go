@@ -190,6 +190,26 @@ func (ps *portState) resolve() (route.Port, bool) {
 	return ps.port, changed
 }
 
+// sendFailed counts a failed send in c and, when err says the port's ifindex
+// is stale, looks the port up again (see resolve); if it came back under a
+// new ifindex, it counts the re-resolve and calls rebind to move the sink's
+// sockets onto it. A failed rebind is logged: the next failed send tries
+// again.
+func (ps *portState) sendFailed(err error, c *sinkCounters, rebind func(route.Port) error) {
+	c.errors.Add(1)
+	if !linkGone(err) {
+		return
+	}
+	port, changed := ps.resolve()
+	if !changed {
+		return
+	}
+	c.resolves.Add(1)
+	if berr := rebind(port); berr != nil {
+		ps.log.Warn("rebind sink to the mirror port", "port", port.Name, "err", berr)
+	}
+}
+
 func discardIfNil(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))

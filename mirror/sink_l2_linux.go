@@ -54,17 +54,8 @@ func (s *L2Sink) Send(p *Packet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.c.packets.Add(1)
-	err := s.send(p)
-	if err != nil {
-		s.c.errors.Add(1)
-		if linkGone(err) {
-			if port, changed := s.pst.resolve(); changed {
-				s.c.resolves.Add(1)
-				if berr := s.ps.bind(port.Index); berr != nil {
-					s.pst.log.Warn("rebind l2 sink", "port", port.Name, "err", berr)
-				}
-			}
-		}
+	if err := s.send(p); err != nil {
+		s.pst.sendFailed(err, &s.c, func(port route.Port) error { return s.ps.bind(port.Index) })
 		return fmt.Errorf("write frame to %s: %w", s.pst.port.Name, err)
 	}
 	return nil

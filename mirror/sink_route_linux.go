@@ -260,17 +260,8 @@ func (s *RouteSink) Send(p *Packet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.c.packets.Add(1)
-	err := s.send(p)
-	if err != nil {
-		s.c.errors.Add(1)
-		if linkGone(err) {
-			if port, changed := s.pst.resolve(); changed {
-				s.c.resolves.Add(1)
-				if berr := s.rebind(port); berr != nil {
-					s.pst.log.Warn("rebind route sink", "port", port.Name, "err", berr)
-				}
-			}
-		}
+	if err := s.send(p); err != nil {
+		s.pst.sendFailed(err, &s.c, s.rebind)
 		return fmt.Errorf("replay copy to %s: %w", s.pst.port.Name, err)
 	}
 	return nil
