@@ -19,9 +19,10 @@ import (
 // queueing (no NFQA_CFG_F_GSO), so copies are wire-sized.
 type nfqueueSource struct {
 	libReader
-	cs  *chanState
-	nf  *nfqueue.Nfqueue
-	log *slog.Logger
+	cs       *chanState
+	nf       *nfqueue.Nfqueue
+	verdicts *verdictBatcher
+	log      *slog.Logger
 }
 
 // nfqueueMaxLen is how many packets the kernel holds waiting for a verdict
@@ -51,7 +52,7 @@ func openNFQUEUE(cs *chanState, netns int, log *slog.Logger) (*nfqueueSource, er
 	if raw, err := nf.Con.SyscallConn(); err == nil {
 		setReadBuffer(nf.Con, raw, nflogReadBuf, log)
 	}
-	src := &nfqueueSource{cs: cs, nf: nf, log: log}
+	src := &nfqueueSource{cs: cs, nf: nf, log: log, verdicts: newVerdictBatcher(nf, &cs.cnt.verdictErrs)}
 	if err := src.register(); err != nil {
 		nf.Close()
 		return nil, err
@@ -80,10 +81,7 @@ func (s *nfqueueSource) register() error {
 		} else {
 			s.cs.cnt.parseErrors.Add(1)
 		}
-		if err := s.nf.SetVerdict(*a.PacketID, nfqueue.NfAccept); err != nil {
-			s.cs.cnt.verdictErrs.Add(1)
-			s.log.Debug("nfqueue verdict", "queue", s.cs.ch.Num, "err", err)
-		}
+		s.verdicts.add(*a.PacketID)
 		return 0
 	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
@@ -105,6 +103,7 @@ func (s *nfqueueSource) Run(ctx context.Context) error {
 // for a verdict are then accepted by the kernel.
 func (s *nfqueueSource) Close() error {
 	s.stop()
+	s.verdicts.flush() // no packet waits for the unbind
 	return s.nf.Close()
 }
 

@@ -38,7 +38,9 @@ func settled(t *testing.T, n *nstest.NS) string {
 	for range 30 {
 		time.Sleep(100 * time.Millisecond)
 		cur := snapshot(t, n)
-		if cur == prev && !strings.Contains(cur, "NO-CARRIER,BROADCAST,MULTICAST,UP") {
+		// A link-local address still in DAD would become a route later.
+		if cur == prev && !strings.Contains(cur, "NO-CARRIER,BROADCAST,MULTICAST,UP") &&
+			strings.TrimSpace(n.IP(t, "-6", "addr", "show", "tentative")) == "" {
 			return cur
 		}
 		prev = cur
