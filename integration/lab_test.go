@@ -290,6 +290,28 @@ func (m *nfmirror) stop() {
 	}
 }
 
+// settle waits until nfmirror has sent everything it received: its
+// destinations' packet count stops moving (at most 10 s).
+func (m *nfmirror) settle() {
+	m.l.t.Helper()
+	sent := func() float64 {
+		n := 0.0
+		for _, d := range m.status()["destinations"].([]any) {
+			n += d.(map[string]any)["packets"].(float64)
+		}
+		return n
+	}
+	prev := sent()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		cur := sent()
+		if cur == prev {
+			return
+		}
+		prev = cur
+	}
+}
+
 // status returns `nfmirror status --json` decoded.
 func (m *nfmirror) status() map[string]any {
 	m.l.t.Helper()

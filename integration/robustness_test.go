@@ -20,6 +20,17 @@ func (l *lab) txPackets(ns, dev string) int {
 	return n
 }
 
+// rxPackets reads a link's received-packets counter.
+func (l *lab) rxPackets(ns, dev string) int {
+	l.t.Helper()
+	out := l.in(ns, "cat", "/sys/class/net/"+dev+"/statistics/rx_packets")
+	n, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		l.t.Fatalf("rx_packets of %s: %q", dev, out)
+	}
+	return n
+}
+
 // TestNoLoopWithoutFilter: "postrouting { mirror to span0 }" copies every
 // packet leaving the router, and the copies themselves leave the router too:
 // they must not be copied again. The port sends exactly one copy per
