@@ -467,40 +467,37 @@ func queueExpr(num uint16) *expr.Target {
 // (nfmirror's mark) pass, everything else the host sends there is dropped
 // and counted.
 func (c *compiler) portGuard() []*kernelRule {
+	return []*kernelRule{
+		c.markRule(expr.VerdictAccept, "accept", "port guard: the mirror port carries nfmirror's copies and nothing else"),
+		{
+			id:    -1,
+			exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}},
+			text:  "counter drop",
+		},
+	}
+}
+
+// markRule returns "meta mark & MASK == MARK VERDICT": the test for
+// nfmirror's own copies.
+func (c *compiler) markRule(v expr.VerdictKind, word, note string) *kernelRule {
 	mask := c.opt.MarkMask
 	mark := c.opt.Mark & mask
-	return []*kernelRule{{
+	return &kernelRule{
 		id: -1,
 		exprs: []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(mask), Xor: make([]byte, 4)},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: hostU32(mark)},
-			&expr.Verdict{Kind: expr.VerdictAccept},
+			&expr.Verdict{Kind: v},
 		},
-		text: fmt.Sprintf("meta mark & 0x%08x == 0x%08x accept", mask, mark),
-		note: "port guard: the mirror port carries nfmirror's copies and nothing else",
-	}, {
-		id:    -1,
-		exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}},
-		text:  "counter drop",
-	}}
+		text: fmt.Sprintf("meta mark & 0x%08x == 0x%08x %s", mask, mark, word),
+		note: note,
+	}
 }
 
 // guards returns the loop guard rules that start every chain.
 func (c *compiler) guards(fam Family, h Hook, dests map[string]bool) []*kernelRule {
-	mask := c.opt.MarkMask
-	mark := c.opt.Mark & mask
-	rs := []*kernelRule{{
-		id: -1,
-		exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(mask), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: hostU32(mark)},
-			&expr.Verdict{Kind: expr.VerdictReturn},
-		},
-		text: fmt.Sprintf("meta mark & 0x%08x == 0x%08x return", mask, mark),
-		note: "loop guard: nfmirror's own copies carry this mark",
-	}}
+	rs := []*kernelRule{c.markRule(expr.VerdictReturn, "return", "loop guard: nfmirror's own copies carry this mark")}
 	if fam == FamilyNetdev {
 		return rs
 	}
