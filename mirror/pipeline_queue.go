@@ -6,42 +6,91 @@ import "sync/atomic"
 // between one source's reader goroutine and its destination's sink goroutine.
 //
 // The reader never waits: push copies the packet into the next free slot or,
-// when every slot is taken, returns false and the caller counts a drop. Slot
-// buffers are reused: a slot allocates only when a copy is larger than any it
-// held before, so steady-state traffic does not allocate. The memory a queue
-// can pin is at most its length times the largest copy (snaplen bounds it).
+// when every slot is taken, returns false and the caller counts a drop.
+//
+// Memory: every slot owns a small buffer (slotInitCap bytes, allocated on
+// first use), enough for any frame of a 1500-byte link. Larger copies
+// (GRO/TSO super-packets of up to 64 KiB) borrow a large buffer that goes
+// back to a small pool when the copy is sent, and at most largeBudget bytes
+// are lent at once: a copy that would pass it is dropped and counted like a
+// full queue. So a queue pins about len × slotInitCap + largeBudget bytes,
+// not len × 64 KiB (make bench saw nfmirror's RSS reach 278 MiB with one TCP
+// stream when every slot kept the largest copy it had held), and steady
+// traffic, small or large, does not allocate.
 type queue struct {
 	slots []Packet
+	small [][]byte      // each slot's own buffer, put back on release
+	lent  atomic.Int64  // bytes of large buffers held by queued copies
+	pool  chan []byte   // large buffers kept for reuse
 	head  atomic.Uint64 // next slot the consumer reads
 	tail  atomic.Uint64 // next slot the producer writes
 	wake  chan struct{} // shared with the other queues of the same destination
 }
 
-// slotInitCap is the buffer a slot first allocates: a full 1500-byte frame
-// with room for a VLAN tag fits.
-const slotInitCap = 2048
+const (
+	// slotInitCap is a slot's own buffer: a full 1500-byte frame with room
+	// for a VLAN tag fits.
+	slotInitCap = 2048
+	// largeCap is the size of a large buffer: a 64 KiB IP packet plus a
+	// link-layer header.
+	largeCap = 64<<10 + 256
+	// largeBudget bounds the large buffers one queue lends at once.
+	largeBudget = 16 << 20
+	// largePool is how many large buffers a queue keeps for reuse.
+	largePool = 64
+)
 
 func newQueue(n int, wake chan struct{}) *queue {
-	return &queue{slots: make([]Packet, n), wake: wake}
+	return &queue{slots: make([]Packet, n), small: make([][]byte, n), pool: make(chan []byte, largePool), wake: wake}
 }
 
 // push copies the concatenation of parts into a free slot and wakes the
-// consumer. It reports false, copying nothing, when the queue is full. Only
-// one goroutine may push.
+// consumer. It reports false, copying nothing, when the queue is full or the
+// copy would pass the large-buffer budget. Only one goroutine may push.
 func (q *queue) push(ruleID, origLen int, parts ...[]byte) bool {
 	t := q.tail.Load()
 	if t-q.head.Load() >= uint64(len(q.slots)) {
 		return false
 	}
-	s := &q.slots[t%uint64(len(q.slots))]
+	i := t % uint64(len(q.slots))
+	s := &q.slots[i]
 	n := 0
 	for _, p := range parts {
 		n += len(p)
 	}
-	if cap(s.Data) < n {
-		s.Data = make([]byte, 0, max(n, slotInitCap))
+	if n <= slotInitCap {
+		if q.small[i] == nil {
+			q.small[i] = make([]byte, 0, slotInitCap)
+		}
+		s.Data = q.small[i][:0]
+	} else {
+		var buf []byte
+		select {
+		case buf = <-q.pool:
+		default:
+		}
+		if cap(buf) < n { // none pooled, or too small for this copy
+			if buf != nil {
+				q.giveBack(buf)
+			}
+			buf = nil
+		}
+		size := max(n, largeCap)
+		if buf != nil {
+			size = cap(buf)
+		}
+		if q.lent.Load()+int64(size) > largeBudget {
+			if buf != nil {
+				q.giveBack(buf)
+			}
+			return false
+		}
+		if buf == nil {
+			buf = make([]byte, 0, size)
+		}
+		q.lent.Add(int64(cap(buf)))
+		s.Data = buf[:0]
 	}
-	s.Data = s.Data[:0]
 	for _, p := range parts {
 		s.Data = append(s.Data, p...)
 	}
@@ -52,6 +101,15 @@ func (q *queue) push(ruleID, origLen int, parts ...[]byte) bool {
 	default:
 	}
 	return true
+}
+
+// giveBack returns a large buffer to the pool, or to the garbage collector
+// when the pool is full.
+func (q *queue) giveBack(buf []byte) {
+	select {
+	case q.pool <- buf[:0]:
+	default:
+	}
 }
 
 // peek returns the oldest queued packet, or nil when the queue is empty. The
@@ -65,8 +123,18 @@ func (q *queue) peek() *Packet {
 	return &q.slots[h%uint64(len(q.slots))]
 }
 
-// release frees the slot of the packet peek returned.
-func (q *queue) release() { q.head.Add(1) }
+// release frees the slot of the packet peek returned, and gives back the
+// large buffer it borrowed, if any.
+func (q *queue) release() {
+	h := q.head.Load()
+	s := &q.slots[h%uint64(len(q.slots))]
+	if c := cap(s.Data); c > slotInitCap {
+		q.lent.Add(-int64(c))
+		q.giveBack(s.Data)
+		s.Data = nil
+	}
+	q.head.Store(h + 1)
+}
 
 // len returns the number of queued packets.
 func (q *queue) len() int { return int(q.tail.Load() - q.head.Load()) }

@@ -336,3 +336,46 @@ type countSink struct{ n int }
 
 func (s *countSink) Send(*Packet) error { s.n++; return nil }
 func (s *countSink) Close() error       { return nil }
+
+// TestQueueLargeCopiesBounded: super-packet copies borrow large buffers
+// within a byte budget (copies past it are refused, so the caller counts a
+// drop), give them back when sent, and reuse them without allocating.
+func TestQueueLargeCopiesBounded(t *testing.T) {
+	q := newQueue(4096, make(chan struct{}, 1))
+	big := make([]byte, 60<<10)
+	accepted := 0
+	for range 1000 {
+		if q.push(0, 0, big) {
+			accepted++
+		}
+	}
+	if want := largeBudget / largeCap; accepted != want {
+		t.Fatalf("accepted %d large copies, want the budget's %d", accepted, want)
+	}
+	if lent := q.lent.Load(); lent > largeBudget {
+		t.Fatalf("%d bytes lent, budget %d", lent, largeBudget)
+	}
+	for q.peek() != nil {
+		if got := len(q.peek().Data); got != len(big) {
+			t.Fatalf("queued copy has %d bytes, want %d", got, len(big))
+		}
+		q.release()
+	}
+	if lent := q.lent.Load(); lent != 0 {
+		t.Fatalf("after releasing every copy %d bytes are still lent", lent)
+	}
+	small := make([]byte, 100)
+	for range len(q.slots) { // every slot allocates its own small buffer once
+		q.push(0, 0, small)
+		q.release()
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		q.push(0, 0, big)
+		q.push(0, 0, small)
+		q.release()
+		q.release()
+	})
+	if allocs != 0 {
+		t.Errorf("large and small copies through a warm queue: %v allocations per run, want 0", allocs)
+	}
+}
