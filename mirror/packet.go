@@ -28,3 +28,13 @@ type Sink interface {
 	// Close releases the sink's sockets.
 	Close() error
 }
+
+// BatchSink is a Sink that replays several copies at once (one sendmmsg for
+// many), which the pipeline prefers when a sink offers it.
+type BatchSink interface {
+	Sink
+	// SendBatch replays pkts in order and sets errs[i] to the result of
+	// pkts[i] (nil when sent); len(errs) == len(pkts). Like Send it must not
+	// block for long, and must not keep the packets' Data after it returns.
+	SendBatch(pkts []*Packet, errs []error)
+}

@@ -253,6 +253,11 @@ func (cs *chanState) deliver(ruleID, origLen int, parts ...[]byte) {
 // Run sends queued copies until ctx is cancelled; copies still queued then
 // are discarded. It returns nil.
 func (d *destWorker) Run(ctx context.Context) error {
+	bs, batched := d.sink.(BatchSink)
+	var (
+		pkts = make([]*Packet, 0, destBurst)
+		errs = make([]error, destBurst)
+	)
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -261,15 +266,25 @@ func (d *destWorker) Run(ctx context.Context) error {
 		for _, q := range d.queues {
 			// A bounded burst per queue keeps one busy channel from
 			// starving the others of the same destination.
-			for range 64 {
-				pkt := q.peek()
-				if pkt == nil || ctx.Err() != nil {
-					break
-				}
-				d.send(pkt)
-				q.release()
-				sent = true
+			pkts = q.peekBatch(pkts[:0])
+			if len(pkts) == 0 {
+				continue
 			}
+			if batched {
+				bs.SendBatch(pkts, errs[:len(pkts)])
+				for i, pkt := range pkts {
+					d.count(pkt, errs[i])
+				}
+			} else {
+				for _, pkt := range pkts {
+					if ctx.Err() != nil {
+						break // the rest is discarded, as queued copies are
+					}
+					d.count(pkt, d.sink.Send(pkt))
+				}
+			}
+			q.releaseN(len(pkts))
+			sent = true
 		}
 		if !sent {
 			select {
@@ -281,9 +296,14 @@ func (d *destWorker) Run(ctx context.Context) error {
 	}
 }
 
-func (d *destWorker) send(pkt *Packet) {
+// destBurst is how many copies of one queue a destination sends before it
+// looks at its next queue: one sendmmsg batch.
+const destBurst = 64
+
+// count records the result of sending pkt.
+func (d *destWorker) count(pkt *Packet, err error) {
 	r := d.rules.rule(pkt.RuleID)
-	if err := d.sink.Send(pkt); err != nil {
+	if err != nil {
 		r.sendError.Add(1)
 		d.cnt.errors.Add(1)
 		d.log.Debug("send copy", "dest", d.name, "rule", pkt.RuleID, "err", err)

@@ -123,6 +123,24 @@ func (q *queue) peek() *Packet {
 	return &q.slots[h%uint64(len(q.slots))]
 }
 
+// peekBatch appends to out up to cap(out)-len(out) of the oldest queued
+// packets, oldest first, and returns it. They stay valid, and their slots
+// taken, until releaseN. Only one goroutine may peek and release.
+func (q *queue) peekBatch(out []*Packet) []*Packet {
+	h, t := q.head.Load(), q.tail.Load()
+	for ; h != t && len(out) < cap(out); h++ {
+		out = append(out, &q.slots[h%uint64(len(q.slots))])
+	}
+	return out
+}
+
+// releaseN releases the n oldest packets, as n calls of release.
+func (q *queue) releaseN(n int) {
+	for range n {
+		q.release()
+	}
+}
+
 // release frees the slot of the packet peek returned, and gives back the
 // large buffer it borrowed, if any.
 func (q *queue) release() {

@@ -27,9 +27,10 @@ type L2Sink struct {
 	pst portState
 	seg segmenter
 	c   sinkCounters
+	b   mmsgBatch // SendBatch's pending frames
 }
 
-var _ Sink = (*L2Sink)(nil)
+var _ BatchSink = (*L2Sink)(nil)
 
 // NewL2Sink opens an L2 sink on port. log may be nil.
 func NewL2Sink(port route.Port, log *slog.Logger, opts ...SinkOption) (*L2Sink, error) {
@@ -55,16 +56,57 @@ func (s *L2Sink) Send(p *Packet) error {
 	defer s.mu.Unlock()
 	s.c.packets.Add(1)
 	if err := s.send(p); err != nil {
-		s.pst.sendFailed(err, &s.c, func(port route.Port) error { return s.ps.bind(port.Index) })
-		return fmt.Errorf("write frame to %s: %w", s.pst.port.Name, err)
+		return s.failed(err)
 	}
 	return nil
+}
+
+// failed counts a frame that could not be written, re-resolves the port when
+// the error says it is gone, and returns the error to report.
+func (s *L2Sink) failed(err error) error {
+	s.pst.sendFailed(err, &s.c, func(port route.Port) error { return s.ps.bind(port.Index) })
+	return fmt.Errorf("write frame to %s: %w", s.pst.port.Name, err)
+}
+
+// SendBatch writes pkts in order: frames that go out as they are in one
+// sendmmsg, super-frames that need segmenting one by one after the frames
+// before them.
+func (s *L2Sink) SendBatch(pkts []*Packet, errs []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.fd = s.ps.fd
+	flush := func() {
+		s.c.sent.Add(uint64(s.b.flush(func(i int, err error) { errs[i] = s.failed(err) })))
+	}
+	for i, p := range pkts {
+		s.c.packets.Add(1)
+		errs[i] = nil
+		if s.asIs(p) {
+			if s.b.full() {
+				flush()
+			}
+			s.b.add(p.Data, nil, i)
+			continue
+		}
+		flush()
+		if err := s.send(p); err != nil {
+			errs[i] = s.failed(err)
+		}
+	}
+	flush()
+}
+
+// asIs reports whether p's frame is written exactly as it came: it fits the
+// port, or it cannot be segmented (too short, truncated, unknown MTU).
+func (s *L2Sink) asIs(p *Packet) bool {
+	f, mtu := p.Data, s.pst.port.MTU
+	return len(f) < 14 || len(f)-14 <= mtu || p.OrigLen > len(f) || mtu <= 0
 }
 
 func (s *L2Sink) send(p *Packet) error {
 	f := p.Data
 	mtu := s.pst.port.MTU
-	if len(f) < 14 || len(f)-14 <= mtu || p.OrigLen > len(f) || mtu <= 0 {
+	if s.asIs(p) {
 		if err := s.ps.write(f); err != nil {
 			return err
 		}

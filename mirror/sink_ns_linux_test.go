@@ -231,6 +231,66 @@ func TestRouteSinkDelivery(t *testing.T) {
 	l.assertNothingElsewhere(t)
 }
 
+// TestRouteSinkSendBatch sends one batch mixing what goes out in sendmmsg
+// (routed IPv4 and IPv6, one with a broken checksum to fix) with what goes
+// one by one (a copy to the router itself, written at layer 2, and a super-
+// packet to segment): every copy arrives, once, in the order of the batch.
+func TestRouteSinkSendBatch(t *testing.T) {
+	l := newSpanLab(t)
+	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	broken := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-b4")
+	fixed := append([]byte(nil), broken...)
+	broken[26], broken[27] = 0x12, 0x34 // the UDP checksum, as a partial one would be
+	super := testPacket(false, protoTCP, 9000-52)
+	datas := [][]byte{
+		sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-b1"),
+		sinkUDPPacket("2001:db8:50::1", "2001:db8:60::2", 5, "nfm-b2"),
+		sinkUDPPacket("198.18.50.1", "198.18.0.1", 9, "nfm-b3"), // local: layer 2
+		broken,
+		super,
+		sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-b5"),
+	}
+	want := [][]byte{datas[0], datas[1], datas[2], fixed}
+	var seg segmenter
+	frames, err := seg.split(super, l.port.MTU, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		want = append(want, append([]byte(nil), f[headroom:]...))
+	}
+	want = append(want, datas[5])
+	pkts := make([]*Packet, len(datas))
+	for i, d := range datas {
+		pkts[i] = &Packet{Data: append([]byte(nil), d...)}
+	}
+	errs := make([]error, len(pkts))
+	s.SendBatch(pkts, errs)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("copy %d: %v", i, err)
+		}
+	}
+	got := l.capture(len(want))
+	if len(got) != len(want) {
+		t.Fatalf("%d frames on mon0, want %d", len(got), len(want))
+	}
+	for i, f := range got {
+		if len(f) < 14 || !bytes.Equal(f[14:], want[i]) {
+			t.Errorf("frame %d:\n got % x\nwant (after the MAC header) % x", i, f, want[i])
+		}
+	}
+	st := s.Stats()
+	if st.Packets != 6 || st.Sent != uint64(len(want)) || st.Errors != 0 || st.L2 != 1 || st.Segmented != 1 {
+		t.Errorf("stats %+v, want 6 copies, %d sent, 1 at layer 2, 1 segmented, no errors", st, len(want))
+	}
+	l.assertNothingElsewhere(t)
+}
+
 func TestRouteSinkSuperPacket(t *testing.T) {
 	l := newSpanLab(t)
 	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
@@ -290,6 +350,54 @@ func TestL2SinkByteExact(t *testing.T) {
 		got := l.capture(1)
 		if len(got) != 1 || !bytes.Equal(got[0], f) {
 			t.Errorf("got %d frames, first % x; want % x", len(got), got, f)
+		}
+	}
+	l.assertNothingElsewhere(t)
+}
+
+// TestL2SinkSendBatch writes frames in one batch, a super-frame to segment
+// among them: all arrive byte-exact and in order.
+func TestL2SinkSendBatch(t *testing.T) {
+	l := newSpanLab(t)
+	s, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mac := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}
+	small := func(payload string) []byte {
+		return append(append([]byte(nil), mac...), sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, payload)...)
+	}
+	super := append(append([]byte(nil), mac...), testPacket(false, protoTCP, 4000-52)...)
+	datas := [][]byte{small("nfm-l2b1"), small("nfm-l2b2"), super, small("nfm-l2b3")}
+	want := [][]byte{datas[0], datas[1]}
+	var seg segmenter
+	frames, err := seg.split(super[14:], l.port.MTU, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		want = append(want, append(append([]byte(nil), mac...), f[headroom:]...))
+	}
+	want = append(want, datas[3])
+	pkts := make([]*Packet, len(datas))
+	for i, d := range datas {
+		pkts[i] = &Packet{Data: d, L2: true}
+	}
+	errs := make([]error, len(pkts))
+	s.SendBatch(pkts, errs)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("frame %d: %v", i, err)
+		}
+	}
+	got := l.capture(len(want))
+	if len(got) != len(want) {
+		t.Fatalf("%d frames on mon0, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("frame %d:\n got % x\nwant % x", i, got[i], want[i])
 		}
 	}
 	l.assertNothingElsewhere(t)
@@ -488,6 +596,9 @@ func TestSinkSendNoAllocs(t *testing.T) {
 	for _, p := range []*Packet{routed, local, super} {
 		rs.Send(p) // warm up
 	}
+	batch := []*Packet{routed, routed, local, super, routed}
+	frames := []*Packet{frame, frame}
+	errs := make([]error, len(batch))
 	allocs := testing.AllocsPerRun(20, func() {
 		for _, p := range []*Packet{routed, local, super} {
 			if err := rs.Send(p); err != nil {
@@ -496,6 +607,13 @@ func TestSinkSendNoAllocs(t *testing.T) {
 		}
 		if err := ls.Send(frame); err != nil {
 			t.Fatal(err)
+		}
+		rs.SendBatch(batch, errs)
+		ls.SendBatch(frames, errs[:len(frames)])
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 	l.drain() // the capture socket drops what does not fit; that is fine here

@@ -57,11 +57,12 @@ type RouteSink struct {
 	local  atomic.Pointer[localSet]
 	sa4    unix.SockaddrInet4
 	sa6    unix.SockaddrInet6
+	b4, b6 mmsgBatch // SendBatch's pending datagrams per raw socket
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-var _ Sink = (*RouteSink)(nil)
+var _ BatchSink = (*RouteSink)(nil)
 
 // localSet holds the destinations of the kernel's local table.
 type localSet struct {
@@ -261,10 +262,16 @@ func (s *RouteSink) Send(p *Packet) error {
 	defer s.mu.Unlock()
 	s.c.packets.Add(1)
 	if err := s.send(p); err != nil {
-		s.pst.sendFailed(err, &s.c, s.rebind)
-		return fmt.Errorf("replay copy to %s: %w", s.pst.port.Name, err)
+		return s.failed(err)
 	}
 	return nil
+}
+
+// failed counts a copy that could not be sent, re-resolves the port when
+// the error says it is gone, and returns the error to report.
+func (s *RouteSink) failed(err error) error {
+	s.pst.sendFailed(err, &s.c, s.rebind)
+	return fmt.Errorf("replay copy to %s: %w", s.pst.port.Name, err)
 }
 
 func (s *RouteSink) send(p *Packet) error {
@@ -309,6 +316,76 @@ func (s *RouteSink) send(p *Packet) error {
 		s.c.sent.Add(1)
 	}
 	return nil
+}
+
+// SendBatch replays pkts in order. The common copy (routed, untruncated or
+// not, no larger than the port MTU) has its checksums fixed in place and goes
+// out in one sendmmsg per raw socket for the whole batch; the others
+// (segmented, or written at layer 2) are sent one by one as Send does, after
+// the datagrams before them, so a flow's copies keep their order.
+func (s *RouteSink) SendBatch(pkts []*Packet, errs []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b4.fd, s.b6.fd = s.fd4, s.fd6
+	flush := func() {
+		for _, b := range []*mmsgBatch{&s.b4, &s.b6} {
+			if b.n == 0 {
+				continue
+			}
+			s.c.sent.Add(uint64(b.flush(func(i int, err error) { errs[i] = s.failed(err) })))
+		}
+	}
+	for i, p := range pkts {
+		s.c.packets.Add(1)
+		errs[i] = nil
+		if ip, v4, ok := s.routable(p); ok {
+			b, dst := &s.b6, ip[24:40]
+			if v4 {
+				b, dst = &s.b4, ip[16:20]
+			}
+			if b.full() {
+				flush()
+			}
+			b.add(ip, dst, i)
+			continue
+		}
+		flush()
+		if err := s.send(p); err != nil {
+			errs[i] = s.failed(err)
+		}
+	}
+	flush()
+}
+
+// routable reports whether p can go out as one routed datagram, and if so
+// returns it with its checksums fixed (in place: the sink owns Data until it
+// returns) and whether it is IPv4. Copies that need segmenting, layer-2
+// writing or that are not IP take the one-by-one path.
+func (s *RouteSink) routable(p *Packet) (ip []byte, v4, ok bool) {
+	d := p.Data
+	if len(d) < 20 || (d[0]>>4 != 4 && d[0]>>4 != 6) || (d[0]>>4 == 6 && len(d) < 40) {
+		return nil, false, false // send says what is wrong
+	}
+	l, ok := parseIP(d)
+	if !ok {
+		return nil, false, false
+	}
+	port := &s.pst.port
+	var mac [6]byte
+	if s.l2Dest(d, port.MAC, mac[:]) {
+		return nil, false, false
+	}
+	if p.OrigLen > len(d) {
+		if len(d) > port.MTU {
+			return nil, false, false
+		}
+		return d, l.v4, true // truncated: as seen
+	}
+	if l.end > port.MTU {
+		return nil, false, false
+	}
+	fixChecksums(d[:l.end])
+	return d[:l.end], l.v4, true
 }
 
 // rebind binds the sockets to the port's new ifindex.

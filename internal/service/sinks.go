@@ -15,17 +15,56 @@ type portSink struct {
 	l2 mirror.Sink // nil when no netdev channel uses the port
 }
 
-func (p *portSink) Send(pkt *mirror.Packet) error {
-	if pkt.L2 {
+var _ mirror.BatchSink = (*portSink)(nil)
+
+// sink returns the sink for a copy of this kind.
+func (p *portSink) sink(l2 bool) (mirror.Sink, error) {
+	if l2 {
 		if p.l2 == nil {
-			return fmt.Errorf("no layer-2 sink for this port")
+			return nil, fmt.Errorf("no layer-2 sink for this port")
 		}
-		return p.l2.Send(pkt)
+		return p.l2, nil
 	}
 	if p.ip == nil {
-		return fmt.Errorf("no IP sink for this port")
+		return nil, fmt.Errorf("no IP sink for this port")
 	}
-	return p.ip.Send(pkt)
+	return p.ip, nil
+}
+
+func (p *portSink) Send(pkt *mirror.Packet) error {
+	k, err := p.sink(pkt.L2)
+	if err != nil {
+		return err
+	}
+	return k.Send(pkt)
+}
+
+// SendBatch hands a batch to the sink of its kind in one go. The pipeline's
+// batches come from one channel, so they are of one kind; a mixed batch is
+// sent copy by copy.
+func (p *portSink) SendBatch(pkts []*mirror.Packet, errs []error) {
+	if len(pkts) == 0 {
+		return
+	}
+	k, err := p.sink(pkts[0].L2)
+	bs, batched := k.(mirror.BatchSink)
+	for _, pkt := range pkts {
+		if pkt.L2 != pkts[0].L2 {
+			batched = false
+		}
+	}
+	switch {
+	case err != nil:
+		for i := range errs {
+			errs[i] = err
+		}
+	case batched:
+		bs.SendBatch(pkts, errs)
+	default:
+		for i, pkt := range pkts {
+			errs[i] = p.Send(pkt)
+		}
+	}
 }
 
 func (p *portSink) Close() error {
