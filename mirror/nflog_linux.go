@@ -49,8 +49,11 @@ const (
 const (
 	// nflogQThresh is how many copies the kernel batches into one datagram;
 	// nflogTimeout (in 1/100 s) flushes a batch that does not fill, so a
-	// lone packet waits at most 10 ms.
-	nflogQThresh = 4
+	// lone packet waits at most 10 ms. Each datagram wakes the reader: 64
+	// rather than 4 cut nfmirror's CPU by a quarter to a half and raised
+	// forwarding under 200 kpps of mirrored 64-byte packets from 114k to
+	// 156k pps (make bench, one run each, same machine).
+	nflogQThresh = 64
 	nflogTimeout = 1
 	// nflogNlBufSiz is the kernel's batch buffer (it caps it at 128 KiB and
 	// grows it for a copy that does not fit).
