@@ -122,6 +122,12 @@ func (r *nflogReader) configure() error {
 // nflogConfig sends one NFULNL_MSG_CONFIG request for group and waits for
 // its acknowledgement.
 func nflogConfig(c *netlink.Conn, group uint16, attrs []netlink.Attribute) error {
+	return nfnlConfig(c, nfnlSubsysULOG<<8|nfulnlMsgConfig, group, attrs)
+}
+
+// nfnlConfig sends one nfnetlink configuration request of type typ for the
+// group or queue res and waits for its acknowledgement.
+func nfnlConfig(c *netlink.Conn, typ, res uint16, attrs []netlink.Attribute) error {
 	ab, err := netlink.MarshalAttributes(attrs)
 	if err != nil {
 		return fmt.Errorf("marshal attributes: %w", err)
@@ -129,11 +135,11 @@ func nflogConfig(c *netlink.Conn, group uint16, attrs []netlink.Attribute) error
 	data := make([]byte, 4, 4+len(ab))
 	data[0] = unix.AF_UNSPEC
 	data[1] = unix.NFNETLINK_V0
-	binary.BigEndian.PutUint16(data[2:4], group)
+	binary.BigEndian.PutUint16(data[2:4], res)
 	data = append(data, ab...)
 	_, err = c.Execute(netlink.Message{
 		Header: netlink.Header{
-			Type:  netlink.HeaderType(nfnlSubsysULOG<<8 | nfulnlMsgConfig),
+			Type:  netlink.HeaderType(typ),
 			Flags: netlink.Request | netlink.Acknowledge,
 		},
 		Data: data,

@@ -3,7 +3,6 @@ package mirror
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 )
 
 // This file decodes NFLOG packet messages (NFULNL_MSG_PACKET) as the kernel
@@ -68,42 +67,16 @@ type nflogMsg struct {
 
 // parseNFLOGDatagram calls fn for every NFLOG packet message in one datagram.
 // Messages of other types are skipped; a netlink error message is returned as
-// an error. msg is reused between calls: fn must not keep it.
+// an error after the rest was decoded. msg is reused between calls: fn must
+// not keep it.
 func parseNFLOGDatagram(b []byte, msg *nflogMsg, fn func(*nflogMsg)) error {
-	for len(b) > 0 {
-		if len(b) < nlmsgHdrLen {
-			return errShortMessage
-		}
-		l := int(binary.NativeEndian.Uint32(b[0:4]))
-		typ := binary.NativeEndian.Uint16(b[4:6])
-		if l < nlmsgHdrLen || l > len(b) {
-			return errShortMessage
-		}
-		body := b[nlmsgHdrLen:l]
-		next := align4(l)
-		if next > len(b) {
-			next = len(b)
-		}
-		b = b[next:]
-		switch {
-		case typ == nlmsgNoop || typ == nlmsgDone:
-			continue
-		case typ == nlmsgError:
-			if len(body) >= 4 {
-				if e := int32(binary.NativeEndian.Uint32(body[:4])); e != 0 {
-					return fmt.Errorf("netlink error message: errno %d", -e)
-				}
-			}
-			continue
-		case typ != nfnlSubsysULOG<<8|nfulnlMsgPacket:
-			continue
-		}
+	return walkNetlink(b, nfnlSubsysULOG<<8|nfulnlMsgPacket, func(body []byte) error {
 		if err := parseNFLOGPacket(body, msg); err != nil {
 			return err
 		}
 		fn(msg)
-	}
-	return nil
+		return nil
+	})
 }
 
 // parseNFLOGPacket decodes the body of one NFULNL_MSG_PACKET message.
@@ -114,19 +87,7 @@ func parseNFLOGPacket(b []byte, m *nflogMsg) error {
 	}
 	m.Family = b[0]
 	m.Group = binary.BigEndian.Uint16(b[2:4])
-	b = b[4:]
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return errShortMessage
-		}
-		l := int(binary.NativeEndian.Uint16(b[0:2]))
-		typ := binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask
-		if l < 4 || l > len(b) {
-			return errShortMessage
-		}
-		v := b[4:l]
-		next := min(align4(l), len(b))
-		b = b[next:]
+	return walkAttrs(b[4:], func(typ uint16, v []byte) error {
 		switch typ {
 		case nfulaPacketHdr:
 			if len(v) < 3 {
@@ -164,28 +125,16 @@ func parseNFLOGPacket(b []byte, m *nflogMsg) error {
 		case nfulaL2Hdr:
 			m.L2Hdr = v
 		case nfulaVLAN:
-			if err := parseNFLOGVLAN(v, m); err != nil {
-				return err
-			}
+			return parseNFLOGVLAN(v, m)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func parseNFLOGVLAN(b []byte, m *nflogMsg) error {
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return errShortMessage
-		}
-		l := int(binary.NativeEndian.Uint16(b[0:2]))
-		typ := binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask
-		if l < 4 || l > len(b) {
-			return errShortMessage
-		}
-		v := b[4:l]
-		b = b[min(align4(l), len(b)):]
+	return walkAttrs(b, func(typ uint16, v []byte) error {
 		if len(v) < 2 {
-			continue
+			return nil
 		}
 		switch typ {
 		case nfulaVLANProto:
@@ -193,8 +142,8 @@ func parseNFLOGVLAN(b []byte, m *nflogMsg) error {
 		case nfulaVLANTCI:
 			m.VLANTCI, m.HasVLAN = binary.BigEndian.Uint16(v), true
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func align4(n int) int { return (n + 3) &^ 3 }

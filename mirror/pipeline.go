@@ -33,6 +33,9 @@ type Config struct {
 	// is the builtin reader. Netdev channels always use the builtin reader:
 	// go-nflog v2.3.0 drops their messages.
 	InetReader NFLOGReader
+	// QueueReader chooses the NFQUEUE reader of lossless channels; the zero
+	// value is the builtin reader.
+	QueueReader NFQUEUEReader
 	// Log receives diagnostics; nil discards them.
 	Log *slog.Logger
 }
@@ -50,6 +53,21 @@ const (
 	ReaderBuiltin NFLOGReader = iota
 	// ReaderGoNFLOG reads inet NFLOG groups with github.com/florianl/go-nflog.
 	ReaderGoNFLOG
+)
+
+// NFQUEUEReader names an implementation of the NFQUEUE reader.
+type NFQUEUEReader int
+
+// The NFQUEUE readers. The builtin reader is the default (see
+// bench/RESULTS.md for what each sustains).
+const (
+	// QueueReaderBuiltin reads with nfmirror's own reader: recvmmsg of up to
+	// 64 queued packets, decoded in place, and one verdict per read.
+	QueueReaderBuiltin NFQUEUEReader = iota
+	// QueueReaderGoNFQueue reads with github.com/florianl/go-nfqueue and
+	// batches verdicts on a timer (its callback does not say where a read
+	// ends).
+	QueueReaderGoNFQueue
 )
 
 // Pipeline reads copies from the kernel and hands them to sinks: one reader

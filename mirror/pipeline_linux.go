@@ -9,6 +9,8 @@ import (
 // openSource opens and binds the kernel socket of one channel.
 func openSource(cs *chanState, cfg Config, log *slog.Logger) (source, error) {
 	switch {
+	case cs.ch.Kind == nfrules.ChannelNFQUEUE && cfg.QueueReader == QueueReaderBuiltin:
+		return openNFQUEUEReader(cs, cfg.NetNS, log)
 	case cs.ch.Kind == nfrules.ChannelNFQUEUE:
 		return openNFQUEUE(cs, cfg.NetNS, log)
 	case cs.ch.L2() || cfg.InetReader == ReaderBuiltin:

@@ -254,7 +254,8 @@ func TestPipelineNetns(t *testing.T) {
 	for _, reader := range []struct {
 		name string
 		r    NFLOGReader
-	}{{"go-nflog", ReaderGoNFLOG}, {"builtin", ReaderBuiltin}} {
+		q    NFQUEUEReader
+	}{{"go-nflog+go-nfqueue", ReaderGoNFLOG, QueueReaderGoNFQueue}, {"builtin", ReaderBuiltin, QueueReaderBuiltin}} {
 		t.Run(reader.name, func(t *testing.T) {
 			l := newLab(t)
 			l.nft(t, labRuleset)
@@ -262,7 +263,7 @@ func TestPipelineNetns(t *testing.T) {
 			chans, rules := labChannels()
 			sink := &recordSink{}
 			p, stop := startPipeline(t, l, Config{
-				Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, InetReader: reader.r,
+				Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, InetReader: reader.r, QueueReader: reader.q,
 			})
 			endCapture := l.capture(t, "icmp")
 			const count, size = 20, 100
@@ -376,11 +377,11 @@ func TestPipelineNetnsNoLeaks(t *testing.T) {
 		before := runtime.NumGoroutine()
 		fdsBefore := countFDs(t)
 		sink := &recordSink{}
-		reader := ReaderGoNFLOG
+		reader, qreader := ReaderGoNFLOG, QueueReaderGoNFQueue
 		if round%2 == 1 {
-			reader = ReaderBuiltin
+			reader, qreader = ReaderBuiltin, QueueReaderBuiltin
 		}
-		_, stop := startPipeline(t, l, Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, InetReader: reader})
+		_, stop := startPipeline(t, l, Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, InetReader: reader, QueueReader: qreader})
 		l.ping(t, 5, "0.01", 56)
 		if err := stop(); err != nil {
 			t.Fatalf("Run: %v", err)

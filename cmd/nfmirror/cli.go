@@ -232,6 +232,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		logLevel slog.Level
 		dryRun   bool
 		reader   string
+		qreader  string
 	)
 	fs := newFlagSet("apply", `apply [flags] RULES
 
@@ -244,6 +245,7 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	fs.IntVar(&queueLen, "queue-len", 4096, "copies buffered per channel between the kernel reader and the sender; more are dropped and counted")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&reader, "nflog-reader", "builtin", "NFLOG reader for IP copies: builtin (one recvmsg per batch, no allocation per copy) or go-nflog")
+	fs.StringVar(&qreader, "nfqueue-reader", "builtin", "NFQUEUE reader for lossless rules: builtin (recvmmsg of up to 64 packets, one verdict per read) or go-nfqueue")
 	fs.BoolVar(&dryRun, "dry-run", false, "check RULES against this machine (destinations must exist), print the ruleset, change nothing")
 	if code, ok := parseFlags(fs, args, 1, stdout); !ok {
 		return code
@@ -265,6 +267,15 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 		fmt.Fprintf(stderr, "nfmirror: -nflog-reader %q: want builtin or go-nflog\n", reader)
 		return exitUsage
 	}
+	queueReader := mirror.QueueReaderBuiltin
+	switch qreader {
+	case "builtin":
+	case "go-nfqueue":
+		queueReader = mirror.QueueReaderGoNFQueue
+	default:
+		fmt.Fprintf(stderr, "nfmirror: -nfqueue-reader %q: want builtin or go-nfqueue\n", qreader)
+		return exitUsage
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	if dryRun {
 		plan, err := service.Load(fs.Arg(0), s.compileOptions(), true)
@@ -279,14 +290,15 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	err := service.Run(ctx, service.Config{
-		RulesPath:  fs.Arg(0),
-		Compile:    s.compileOptions(),
-		Route:      s.routeConfig(),
-		Socket:     socket,
-		QueueLen:   queueLen,
-		InetReader: inetReader,
-		Log:        log,
-		Reload:     hup,
+		RulesPath:   fs.Arg(0),
+		Compile:     s.compileOptions(),
+		Route:       s.routeConfig(),
+		Socket:      socket,
+		QueueLen:    queueLen,
+		InetReader:  inetReader,
+		QueueReader: queueReader,
+		Log:         log,
+		Reload:      hup,
 	})
 	if err != nil {
 		var in *service.InputError

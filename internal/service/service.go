@@ -28,7 +28,9 @@ type Config struct {
 	QueueLen  int
 	// InetReader picks the NFLOG reader for inet channels.
 	InetReader mirror.NFLOGReader
-	Log        *slog.Logger
+	// QueueReader picks the NFQUEUE reader for lossless channels.
+	QueueReader mirror.NFQUEUEReader
+	Log         *slog.Logger
 	// Reload receives a value for every SIGHUP: re-read RulesPath and swap.
 	Reload <-chan os.Signal
 }
@@ -203,12 +205,13 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*instance, erro
 		return nil, err
 	}
 	p, err := mirror.NewPipeline(mirror.Config{
-		Channels:   plan.Channels,
-		Rules:      plan.Rules,
-		Sinks:      byDest,
-		QueueLen:   s.cfg.QueueLen,
-		InetReader: s.cfg.InetReader,
-		Log:        s.log,
+		Channels:    plan.Channels,
+		Rules:       plan.Rules,
+		Sinks:       byDest,
+		QueueLen:    s.cfg.QueueLen,
+		InetReader:  s.cfg.InetReader,
+		QueueReader: s.cfg.QueueReader,
+		Log:         s.log,
 	})
 	if err != nil {
 		closeSinks(sinks)
