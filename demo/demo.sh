@@ -42,6 +42,9 @@ nsx $R ip addr add 198.18.1.1/24 dev eth0; nsx $R ip addr add 2001:db8:1::1/64 d
 nsx $R ip addr add 198.18.2.1/24 dev eth1; nsx $R ip addr add 2001:db8:2::1/64 dev eth1 nodad
 nsx $S ip addr add 198.18.2.2/24 dev s0;  nsx $S ip addr add 2001:db8:2::2/64 dev s0 nodad
 # span0 stays down: nfmirror brings its mirror port up itself, silent.
+# Offloads off on the veth mirror port, so the monitor gets wire-sized frames
+# with computed checksums (a NIC would segment and checksum in hardware).
+nsx $R ethtool -K span0 tx off >/dev/null
 for l in "$C c0" "$R eth0" "$R eth1" "$S s0" "$M mon0"; do set -- $l; nsx "$1" ip link set "$2" up; done
 nsx $M ip link set mon0 promisc on
 nsx $M sysctl -qw net.ipv6.conf.all.disable_ipv6=1   # a silent analyzer

@@ -36,19 +36,20 @@ type SinkStats struct {
 	Packets   uint64 // copies handed to Send
 	Sent      uint64 // packets or frames written (a segmented copy counts each)
 	L2        uint64 // IP copies written at layer 2 (local, broadcast, multicast)
-	Segmented uint64 // copies split into TCP segments or IP fragments
+	Segmented uint64 // copies split into TCP segments or IP fragments in userspace
+	GSO       uint64 // TCP super-packets handed to the kernel whole, to segment (GSO)
 	Errors    uint64 // copies not (completely) sent
 	Resolves  uint64 // times the port's ifindex was looked up again
 }
 
 type sinkCounters struct {
-	packets, sent, l2, segmented, errors, resolves atomic.Uint64
+	packets, sent, l2, segmented, gso, errors, resolves atomic.Uint64
 }
 
 func (c *sinkCounters) stats() SinkStats {
 	return SinkStats{
 		Packets: c.packets.Load(), Sent: c.sent.Load(), L2: c.l2.Load(),
-		Segmented: c.segmented.Load(), Errors: c.errors.Load(), Resolves: c.resolves.Load(),
+		Segmented: c.segmented.Load(), GSO: c.gso.Load(), Errors: c.errors.Load(), Resolves: c.resolves.Load(),
 	}
 }
 
@@ -111,6 +112,13 @@ type packetSocket struct {
 }
 
 func openPacketSocket(nsfd, ifindex int, mark uint32) (*packetSocket, error) {
+	return openPacketSocketQdisc(nsfd, ifindex, mark, true)
+}
+
+// openPacketSocketQdisc opens a packet socket as openPacketSocket does;
+// bypass false keeps the qdisc path, which GSO frames need (a direct
+// transmit drops a frame the kernel must segment first).
+func openPacketSocketQdisc(nsfd, ifindex int, mark uint32, bypass bool) (*packetSocket, error) {
 	var fd int
 	err := inNetNS(nsfd, func() error {
 		var err error
@@ -128,7 +136,11 @@ func openPacketSocket(nsfd, ifindex int, mark uint32) (*packetSocket, error) {
 	}
 	// Straight to the driver: no qdisc, no netdev egress hook, so the copy
 	// cannot be mirrored again there.
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+	if !bypass {
+		// The mark alone keeps the copy from being mirrored again: the
+		// loop guard of every chain skips it, and the port guard lets it
+		// out.
+	} else if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 		ps.close()
 		return nil, fmt.Errorf("set qdisc bypass on packet socket: %w", err)
 	}

@@ -14,9 +14,11 @@ import (
 // frames carry the port's mark and bypass the qdisc, so nfmirror never
 // mirrors them again.
 //
-// A frame larger than the port MTU that is an untruncated IPv4 or IPv6
-// packet (GRO on the capture side) is segmented or fragmented and each piece
-// written with the original MAC header (checksums recomputed); other frames,
+// A frame larger than the port MTU that is an untruncated TCP super-packet
+// (GRO on the capture side) is written whole for the kernel or the port to
+// segment (GSO, see gso_linux.go); another untruncated IPv4 or IPv6 one is
+// fragmented in userspace and each piece written with the original MAC
+// header (checksums recomputed); other frames,
 // and truncated copies, are written as they are (an oversize one fails with
 // EMSGSIZE and is counted). When the port disappears, sends fail and are
 // counted; the sink looks the port up by name again, at most once a second,
@@ -24,6 +26,8 @@ import (
 type L2Sink struct {
 	mu  sync.Mutex
 	ps  *packetSocket
+	gso *gsoSocket // nil when the kernel refused GSO frames
+	vh  [vnetHdrLen]byte
 	pst portState
 	seg segmenter
 	c   sinkCounters
@@ -47,7 +51,11 @@ func NewL2Sink(port route.Port, log *slog.Logger, opts ...SinkOption) (*L2Sink, 
 		h.Close()
 		return nil, fmt.Errorf("l2 sink on %s: %w", port.Name, err)
 	}
-	return &L2Sink{ps: ps, pst: portState{port: port, h: h, log: discardIfNil(log)}}, nil
+	s := &L2Sink{ps: ps, pst: portState{port: port, h: h, log: discardIfNil(log)}}
+	if s.gso, err = openGSOSocket(cfg.netnsFD, port.Index, port.Mark); err != nil {
+		s.pst.log.Warn("no GSO on the mirror port: super-frames are segmented in userspace", "port", port.Name, "err", err)
+	}
+	return s, nil
 }
 
 // Send writes one frame.
@@ -64,8 +72,19 @@ func (s *L2Sink) Send(p *Packet) error {
 // failed counts a frame that could not be written, re-resolves the port when
 // the error says it is gone, and returns the error to report.
 func (s *L2Sink) failed(err error) error {
-	s.pst.sendFailed(err, &s.c, func(port route.Port) error { return s.ps.bind(port.Index) })
+	s.pst.sendFailed(err, &s.c, s.rebind)
 	return fmt.Errorf("write frame to %s: %w", s.pst.port.Name, err)
+}
+
+// rebind binds the sockets to the port's new ifindex.
+func (s *L2Sink) rebind(port route.Port) error {
+	err := s.ps.bind(port.Index)
+	if s.gso != nil {
+		if gerr := s.gso.bind(port.Index); gerr != nil && err == nil {
+			err = gerr
+		}
+	}
+	return err
 }
 
 // SendBatch writes pkts in order: frames that go out as they are in one
@@ -127,6 +146,22 @@ func (s *L2Sink) send(p *Packet) error {
 		s.c.sent.Add(1)
 		return nil
 	}
+	if s.gso != nil {
+		if l, ok := parseIP(f[mac:]); ok && gsoHeader(&s.vh, f[mac:], l, mac, mtu) {
+			err := s.gso.write(&s.vh, f[:mac], f[mac:mac+l.end])
+			switch {
+			case err == nil:
+				s.c.gso.Add(1)
+				s.c.sent.Add(1)
+				return nil
+			case !gsoRefused(err):
+				return err
+			}
+			s.pst.log.Warn("the kernel refused a GSO frame: super-frames are segmented in userspace from now on", "port", s.pst.port.Name, "err", err)
+			s.gso.close()
+			s.gso = nil
+		}
+	}
 	frames, err := s.seg.split(f[mac:], mtu, false) // a VLAN tag may exceed the MTU
 	if err != nil {
 		return err
@@ -151,5 +186,9 @@ func (s *L2Sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pst.h.Close()
+	if s.gso != nil {
+		s.gso.close()
+		s.gso = nil
+	}
 	return s.ps.close()
 }

@@ -85,6 +85,11 @@ func newSpanLab(t *testing.T) *spanLab {
 	// No IPv6 link-local address on the port: no DAD, no router
 	// solicitations of its own on the mirror.
 	r.IP(t, "link", "set", "span0", "addrgenmode", "none")
+	// Checksum offload (and with it TSO) off, as for a wire: the kernel
+	// segments the GSO frames the sinks write and computes their checksums,
+	// so mon0 receives what a cable would carry. With offloads on, a veth
+	// passes a GSO frame whole, checksum still to be computed.
+	r.MustRun(t, "ethtool", "-K", "span0", "tx", "off")
 	r.IP(t, "addr", "add", "198.18.0.1/32", "dev", "lo")
 	r.IP(t, "addr", "add", "2001:db8::1/128", "dev", "lo")
 	r.IP(t, "link", "set", "other0", "up")
@@ -285,8 +290,8 @@ func TestRouteSinkSendBatch(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	if st.Packets != 6 || st.Sent != uint64(len(want)) || st.Errors != 0 || st.L2 != 1 || st.Segmented != 1 {
-		t.Errorf("stats %+v, want 6 copies, %d sent, 1 at layer 2, 1 segmented, no errors", st, len(want))
+	if st.Packets != 6 || st.Sent != 6 || st.Errors != 0 || st.L2 != 1 || st.GSO != 1 || st.Segmented != 0 {
+		t.Errorf("stats %+v, want 6 copies and 6 writes, 1 at layer 2, 1 handed to the kernel to segment, no errors", st)
 	}
 	l.assertNothingElsewhere(t)
 }
@@ -330,6 +335,61 @@ func TestRouteSinkSuperPacket(t *testing.T) {
 			t.Errorf("v6=%v: reassembled stream differs", v6)
 		}
 	}
+}
+
+// TestSinkGSOWholeOnOffloadingPort: on a port with checksum offload and TSO
+// (a veth's default, like a NIC that segments in hardware) a TCP
+// super-packet leaves in one write and reaches the peer whole, as the
+// kernel's dup delivers it; only its TCP checksum, left for the hardware,
+// differs.
+func TestSinkGSOWholeOnOffloadingPort(t *testing.T) {
+	l := newSpanLab(t)
+	l.r.MustRun(t, "ethtool", "-K", "span0", "tx", "on", "tso", "on")
+	rs, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	ls, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	for _, v6 := range []bool{false, true} {
+		pkt := testPacket(v6, protoTCP, 20000)
+		ipl := 20
+		if v6 {
+			ipl = 40
+		}
+		frame := append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, pkt...)
+		if v6 {
+			frame[12], frame[13] = 0x86, 0xdd
+		}
+		for _, send := range []struct {
+			name string
+			fn   func() error
+		}{
+			{"route sink", func() error { return rs.Send(&Packet{Data: append([]byte(nil), pkt...)}) }},
+			{"l2 sink", func() error { return ls.Send(&Packet{Data: append([]byte(nil), frame...), L2: true}) }},
+		} {
+			if err := send.fn(); err != nil {
+				t.Fatalf("v6=%v %s: %v", v6, send.name, err)
+			}
+			got := l.capture(1)
+			if len(got) != 1 || len(got[0]) != 14+len(pkt) {
+				t.Fatalf("v6=%v %s: %d frames, want the super-packet whole (%d bytes)", v6, send.name, len(got), 14+len(pkt))
+			}
+			ip := got[0][14:]
+			ck := ipl + tcpChecksumField
+			if !bytes.Equal(ip[:ck], pkt[:ck]) || !bytes.Equal(ip[ck+2:], pkt[ck+2:]) {
+				t.Errorf("v6=%v %s: the super-packet changed on its way", v6, send.name)
+			}
+		}
+	}
+	if rs.Stats().GSO != 2 || ls.Stats().GSO != 2 {
+		t.Errorf("GSO writes: route sink %d, l2 sink %d, want 2 each", rs.Stats().GSO, ls.Stats().GSO)
+	}
+	l.assertNothingElsewhere(t)
 }
 
 func TestL2SinkByteExact(t *testing.T) {

@@ -39,8 +39,10 @@ const localRefresh = 5 * time.Second
 // link-local copies go at layer 2 too: routing them needs a link-local source
 // address on the port.
 //
-// A copy larger than the port MTU is split into TCP segments or IP fragments;
-// checksums of every untruncated copy are recomputed (local packets may carry
+// A TCP copy larger than the port MTU is written whole at layer 2 for the
+// kernel or the port to segment (GSO, see gso_linux.go); another one larger
+// than the MTU is split into IP fragments; checksums of every untruncated
+// copy are recomputed (local packets may carry
 // partial ones). Truncated copies are sent as they are.
 //
 // When the port disappears, sends fail and are counted; the sink looks the
@@ -51,6 +53,9 @@ type RouteSink struct {
 	fd4    int
 	fd6    int
 	ps     *packetSocket
+	gso    *gsoSocket // nil when the kernel refused GSO frames
+	eth    [14]byte
+	vh     [vnetHdrLen]byte
 	pst    portState
 	seg    segmenter
 	c      sinkCounters
@@ -129,6 +134,9 @@ func NewRouteSink(port route.Port, log *slog.Logger, opts ...SinkOption) (*Route
 	}
 	if s.ps, err = openPacketSocket(cfg.netnsFD, port.Index, port.Mark); err != nil {
 		return fail(err)
+	}
+	if s.gso, err = openGSOSocket(cfg.netnsFD, port.Index, port.Mark); err != nil {
+		log.Warn("no GSO on the mirror port: super-packets are segmented in userspace", "port", port.Name, "err", err)
 	}
 	if err := s.refreshLocal(); err != nil {
 		return fail(err)
@@ -280,6 +288,11 @@ func (s *RouteSink) send(p *Packet) error {
 		return fmt.Errorf("not an IP packet (%d bytes)", len(d))
 	}
 	port := &s.pst.port
+	if s.gso != nil && p.OrigLen <= len(d) && len(d) > port.MTU {
+		if done, err := s.sendGSO(d); done {
+			return err
+		}
+	}
 	frames, err := s.seg.split(d, port.MTU, p.OrigLen > len(d))
 	if err != nil {
 		return err
@@ -388,9 +401,52 @@ func (s *RouteSink) routable(p *Packet) (ip []byte, v4, ok bool) {
 	return d[:l.end], l.v4, true
 }
 
+// sendGSO writes the TCP super-packet d whole, at layer 2, for the kernel
+// or the port to segment: to the port's own MAC, as routing over a NOARP
+// port would address it (or to the multicast, broadcast or own MAC l2Dest
+// picks). done is false when d is not such a packet, or the kernel refused
+// GSO, and it must be segmented in userspace.
+func (s *RouteSink) sendGSO(d []byte) (done bool, err error) {
+	port := &s.pst.port
+	l, ok := parseIP(d)
+	if !ok || !gsoHeader(&s.vh, d, l, len(s.eth), port.MTU) {
+		return false, nil
+	}
+	var mac [6]byte
+	l2 := s.l2Dest(d, port.MAC, mac[:])
+	if !l2 {
+		copy(mac[:], port.MAC)
+	}
+	etype := uint16(0x86dd)
+	if l.v4 {
+		etype = 0x0800
+	}
+	ethernetHeader(s.eth[:], mac[:], port.MAC, etype)
+	if err := s.gso.write(&s.vh, s.eth[:], d[:l.end]); err != nil {
+		if gsoRefused(err) {
+			s.pst.log.Warn("the kernel refused a GSO frame: super-packets are segmented in userspace from now on", "port", port.Name, "err", err)
+			s.gso.close()
+			s.gso = nil
+			return false, nil
+		}
+		return true, err
+	}
+	if l2 {
+		s.c.l2.Add(1)
+	}
+	s.c.gso.Add(1)
+	s.c.sent.Add(1)
+	return true, nil
+}
+
 // rebind binds the sockets to the port's new ifindex.
 func (s *RouteSink) rebind(port route.Port) error {
 	err := s.ps.bind(port.Index)
+	if s.gso != nil {
+		if gerr := s.gso.bind(port.Index); gerr != nil && err == nil {
+			err = gerr
+		}
+	}
 	for _, fd := range []int{s.fd4, s.fd6} {
 		if berr := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, port.Name); berr != nil && err == nil {
 			err = fmt.Errorf("bind raw socket to %s: %w", port.Name, berr)
@@ -426,6 +482,10 @@ func (s *RouteSink) closeAll() error {
 	if s.ps != nil {
 		s.ps.close()
 		s.ps = nil
+	}
+	if s.gso != nil {
+		s.gso.close()
+		s.gso = nil
 	}
 	s.pst.h.Close()
 	return err
