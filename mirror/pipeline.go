@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nfmirror/nfmirror/nfrules"
 )
@@ -95,7 +96,19 @@ type chanState struct {
 	// defRule is the rule to credit when a copy does not say: the channel's
 	// only rule, or -1.
 	defRule int
+	// lossless channels (NFQUEUE) wait for room in a full queue, up to
+	// losslessWait, instead of dropping at once: the kernel holds the
+	// packets meanwhile, and fails open past its own limit.
+	lossless bool
+	wait     *time.Timer
+	done     <-chan struct{} // closed when the pipeline stops
 }
+
+// losslessWait is how long a lossless channel's reader waits for room in
+// its queue before it drops a copy: longer than any burst a working port
+// takes to drain, short enough that a port that stopped taking copies does
+// not stall the reader (fail-open bounds what production waits anyway).
+const losslessWait = 100 * time.Millisecond
 
 // destWorker drains the queues of one destination into its sink.
 type destWorker struct {
@@ -166,6 +179,7 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 		if len(ch.RuleIDs) == 1 {
 			cs.defRule = ch.RuleIDs[0]
 		}
+		cs.lossless = ch.Kind == nfrules.ChannelNFQUEUE
 		for j := range cs.q.slots {
 			cs.q.slots[j].L2 = ch.L2() // a slot always carries its channel's kind of copy
 		}
@@ -204,6 +218,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.ran = true
 	p.mu.Unlock()
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	srcs := make([]source, 0, len(p.chans))
 	defer func() {
 		for _, s := range srcs {
@@ -211,6 +227,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}()
 	for _, cs := range p.chans {
+		cs.done = ctx.Done() // before the source starts reading
 		s, err := openSource(cs, p.cfg, p.log)
 		if err != nil {
 			return fmt.Errorf("open %s %d: %w", cs.ch.Kind, cs.ch.Num, err)
@@ -220,8 +237,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	close(p.ready)
 	p.log.Info("pipeline running", "channels", len(srcs), "destinations", len(p.dests))
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var (
 		wg       sync.WaitGroup
 		errOnce  sync.Once
@@ -262,9 +277,40 @@ func (cs *chanState) deliver(ruleID, origLen int, parts ...[]byte) {
 	if origLen > 0 {
 		r.truncated.Add(1)
 	}
-	if !cs.q.push(ruleID, origLen, parts...) {
+	if !cs.q.push(ruleID, origLen, parts...) && !cs.pushWait(ruleID, origLen, parts) {
 		r.queueFull.Add(1)
 		cs.cnt.queueFull.Add(1)
+	}
+}
+
+// pushWait retries a push that found the queue full, for a lossless channel
+// only: it waits for the sink to free a slot, up to losslessWait or until
+// the pipeline stops. It reports whether the copy was queued.
+func (cs *chanState) pushWait(ruleID, origLen int, parts [][]byte) bool {
+	if !cs.lossless {
+		return false
+	}
+	if cs.wait == nil {
+		cs.wait = time.NewTimer(losslessWait)
+	} else {
+		cs.wait.Reset(losslessWait)
+	}
+	defer cs.wait.Stop()
+	for {
+		cs.q.waiting.Store(true)
+		if cs.q.push(ruleID, origLen, parts...) {
+			cs.q.waiting.Store(false)
+			return true
+		}
+		select {
+		case <-cs.q.space:
+		case <-cs.wait.C:
+			cs.q.waiting.Store(false)
+			return false
+		case <-cs.done:
+			cs.q.waiting.Store(false)
+			return false
+		}
 	}
 }
 

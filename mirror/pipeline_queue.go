@@ -25,6 +25,10 @@ type queue struct {
 	head  atomic.Uint64 // next slot the consumer reads
 	tail  atomic.Uint64 // next slot the producer writes
 	wake  chan struct{} // shared with the other queues of the same destination
+	// waiting is set by a producer that waits for room (a lossless
+	// channel); release then signals space.
+	waiting atomic.Bool
+	space   chan struct{}
 }
 
 const (
@@ -41,7 +45,7 @@ const (
 )
 
 func newQueue(n int, wake chan struct{}) *queue {
-	return &queue{slots: make([]Packet, n), small: make([][]byte, n), pool: make(chan []byte, largePool), wake: wake}
+	return &queue{slots: make([]Packet, n), small: make([][]byte, n), pool: make(chan []byte, largePool), wake: wake, space: make(chan struct{}, 1)}
 }
 
 // push copies the concatenation of parts into a free slot and wakes the
@@ -152,6 +156,12 @@ func (q *queue) release() {
 		s.Data = nil
 	}
 	q.head.Store(h + 1)
+	if q.waiting.Load() {
+		select {
+		case q.space <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // len returns the number of queued packets.

@@ -179,6 +179,70 @@ func TestPipelineStalledSinkDropsAndCounts(t *testing.T) {
 	}
 }
 
+// slowSink records copies, taking a while over each.
+type slowSink struct {
+	recordSink
+	delay time.Duration
+}
+
+func (s *slowSink) Send(p *Packet) error {
+	time.Sleep(s.delay)
+	return s.recordSink.Send(p)
+}
+
+// TestPipelineLosslessWaitsForRoom: a lossless (NFQUEUE) channel whose sink
+// is slower than its reader loses nothing: the reader waits for room (the
+// kernel holds the packets meanwhile) instead of dropping. A sink that stops
+// taking copies costs each copy at most losslessWait, then it is dropped and
+// counted like any full queue.
+func TestPipelineLosslessWaitsForRoom(t *testing.T) {
+	lossless := nfrules.Channel{Kind: nfrules.ChannelNFQUEUE, Family: nfrules.FamilyInet, Num: 1, Dest: "m0", RuleIDs: []int{0}}
+	t.Run("slow sink", func(t *testing.T) {
+		const queueLen, sent = 16, 300
+		sink := &slowSink{delay: 200 * time.Microsecond}
+		p := testPipeline(t, sink, queueLen, lossless)
+		stop := runDests(p)
+		defer stop()
+		for i := range sent {
+			p.chans[0].deliver(-1, 0, []byte(fmt.Sprint(i)))
+		}
+		waitFor(t, func() bool { return p.Counters().Snapshot().Rules[0].Mirrored == sent })
+		got := sink.packets()
+		for i, pkt := range got {
+			if string(pkt.Data) != fmt.Sprint(i) {
+				t.Fatalf("copy %d is %q: lost or out of order", i, pkt.Data)
+			}
+		}
+		if c := p.Counters().Snapshot().Channels[0]; c.QueueFull != 0 {
+			t.Errorf("channel %+v: no copy may be dropped", c)
+		}
+	})
+	t.Run("stalled sink", func(t *testing.T) {
+		const queueLen, extra = 16, 3
+		sink := &recordSink{block: make(chan struct{}), entered: make(chan struct{}, 1)}
+		p := testPipeline(t, sink, queueLen, lossless)
+		stop := runDests(p)
+		defer stop()
+		defer close(sink.block)
+		cs := p.chans[0]
+		cs.deliver(-1, 0, []byte("first"))
+		<-sink.entered // held in Send; its slot stays taken
+		for range queueLen - 1 {
+			cs.deliver(-1, 0, []byte("queued"))
+		}
+		start := time.Now()
+		for range extra {
+			cs.deliver(-1, 0, []byte("late"))
+		}
+		if d := time.Since(start); d < extra*losslessWait*9/10 {
+			t.Errorf("%d copies to a full queue returned after %v: each must wait about %v for room", extra, d, losslessWait)
+		}
+		if c := p.Counters().Snapshot().Channels[0]; c.QueueFull != extra {
+			t.Errorf("channel %+v, want %d dropped for a full queue", c, extra)
+		}
+	})
+}
+
 func TestPipelineCounters(t *testing.T) {
 	tests := []struct {
 		name      string
