@@ -14,8 +14,20 @@ import (
 // reassembled from the mirror port equals the one reassembled from the
 // router's input interface: every payload byte mirrored, in MTU-sized frames.
 func TestTCPBulkStreamMirrored(t *testing.T) {
+	// NFLOG (best effort) and NFQUEUE (lossless, which takes super-packets
+	// whole too: NFQA_CFG_F_GSO).
+	for _, mode := range []string{"", " lossless"} {
+		name := "nflog"
+		if mode != "" {
+			name = "lossless"
+		}
+		t.Run(name, func(t *testing.T) { testTCPBulkStream(t, mode) })
+	}
+}
+
+func testTCPBulkStream(t *testing.T, mode string) {
 	l := newLab(t)
-	m := l.apply("prerouting {\n    iifname \"eth0\" tcp dport 5201 mirror to \"span0\"\n}\n")
+	m := l.apply("prerouting {\n    iifname \"eth0\" tcp dport 5201 mirror to \"span0\"" + mode + "\n}\n")
 	l.start(l.server, nil, nil, "iperf3", "-s", "-1", "-B", "198.18.2.2")
 	time.Sleep(300 * time.Millisecond)
 	ref := l.capture(l.router, "eth0", "in", "tcp dst port 5201")

@@ -31,6 +31,7 @@ const (
 	nfqnlCfgCmdBind   = 1
 	nfqnlCopyPacket   = 2
 	nfqaCfgFFailOpen  = 1
+	nfqaCfgFGSO       = 4
 	nfAccept          = 1
 	nlmFRequest       = 0x1
 	nfqVerdictMsgSize = nlmsgHdrLen + 4 + 4 + 8

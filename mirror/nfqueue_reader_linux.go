@@ -91,9 +91,9 @@ func (r *nfqueueReader) configure(snap uint32) error {
 		{"bind", []netlink.Attribute{{Type: nfqaCfgCmd, Data: []byte{nfqnlCfgCmdBind, 0, 0, 0}}}},
 		{"set copy mode", []netlink.Attribute{{Type: nfqaCfgParams, Data: params}}},
 		{"set queue length", []netlink.Attribute{{Type: nfqaCfgQueueMaxLen, Data: be32(nfqueueMaxLen)}}},
-		{"set fail-open", []netlink.Attribute{
-			{Type: nfqaCfgFlags, Data: be32(nfqaCfgFFailOpen)},
-			{Type: nfqaCfgMask, Data: be32(nfqaCfgFFailOpen)},
+		{"set fail-open and GSO", []netlink.Attribute{
+			{Type: nfqaCfgFlags, Data: be32(nfqaCfgFFailOpen | nfqaCfgFGSO)},
+			{Type: nfqaCfgMask, Data: be32(nfqaCfgFFailOpen | nfqaCfgFGSO)},
 		}},
 	}
 	for _, s := range steps {
