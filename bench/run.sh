@@ -11,18 +11,19 @@
 #
 # usage: bench/run.sh [--quick] [--runs N] [--window SECONDS]
 #                     [--columns a,b,...] [--no-tcp] [--no-install] [--out FILE]
+#                     [--soak SECONDS] [--no-setup-time]
 # columns: none nft-dup tc-mirred daemonlog netsniff nfm-route nfm-l2 nfm-lossls
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODE=full RUNS=3 WINDOW=5 TCP=1 INSTALL=1
+MODE=full RUNS=3 WINDOW=5 TCP=1 INSTALL=1 SOAK=60 SETUP=1
 COLUMNS="none nft-dup tc-mirred daemonlog netsniff nfm-route nfm-l2 nfm-lossls"
 SIZES="64 1400" RATES="50000 100000 200000 400000 0" TCP_BYTES=1G
 OUT=bench/RESULTS.md RAW=bench/results-raw.txt
 cols_set=""
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) MODE=quick RUNS=1 WINDOW=2 SIZES=64 RATES="100000 400000" TCP_BYTES=256M
+	--quick) MODE=quick RUNS=1 WINDOW=2 SIZES=64 RATES="100000 400000" TCP_BYTES=256M SOAK=0
 		[ -n "$cols_set" ] || COLUMNS="none nft-dup tc-mirred nfm-route nfm-l2 nfm-lossls" ;;
 	--runs) RUNS=$2; shift ;;
 	--window) WINDOW=$2; shift ;;
@@ -30,9 +31,11 @@ while [ $# -gt 0 ]; do
 	--sizes) SIZES=${2//,/ }; shift ;;
 	--rates) RATES=${2//,/ }; shift ;;
 	--no-tcp) TCP=0 ;;
+	--soak) SOAK=$2; shift ;;
+	--no-setup-time) SETUP=0 ;;
 	--no-install) INSTALL=0 ;;
 	--out) OUT=$2; RAW=${2%.md}-raw.txt; shift ;;
-	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -290,6 +293,65 @@ except Exception: print("- -")' <<<"$out")
 	tail -n1 "$RAW" >&2
 }
 
+# soak COL: SOAK seconds of overload (64-byte UDP as fast as the generator
+# goes, plus one TCP stream) with the mirror's RSS sampled every 5 s: its
+# memory must stay bounded and flat.
+soak() {
+	local col_=$1 series="" t=0 lost=- n0 n1
+	n0=$(nfmstat)
+	nsx $S timeout $((SOAK + 30)) iperf3 -s -1 -B 198.18.2.2 >/dev/null 2>&1 9>&- &
+	local srv=$!
+	sleep 0.3
+	nsx $G timeout $((SOAK + 30)) "$GEN" gen -dst $GEN_DST -size 64 -rate 0 -duration "${SOAK}s" >/dev/null 2>&1 9>&- &
+	local gen=$!
+	nsx $G timeout $((SOAK + 30)) iperf3 -c 198.18.2.2 -t "$SOAK" >/dev/null 2>&1 9>&- &
+	local cli=$!
+	while [ "$t" -lt "$SOAK" ]; do
+		sleep 5
+		t=$((t + 5))
+		series="$series${series:+/}$(rss)"
+	done
+	wait $gen $cli $srv 2>/dev/null || true
+	n1=$(nfmstat)
+	if [ "$n0" != "- - - - -" ] && [ "$n1" != "- - - - -" ]; then
+		set -- $n0 $n1
+		lost=$(( ($7 - $2) + ($8 - $3) + (${10} - $5) ))
+	fi
+	echo "kind=soak col=$col_ secs=$SOAK rss_series=$series nfm_lost=$lost" >>"$RAW"
+	tail -n1 "$RAW" >&2
+}
+
+# setup_time RUN: time to install a rules file with 10,000 prefixes in sets,
+# by nfmirror apply (parse, compile, install, routing, readers bound: until it
+# logs "mirroring") and by nft -f of the ruleset nfmirror check prints for
+# it, each in a fresh namespace with a mirror port.
+setup_time() {
+	local ns=nfb-i-$id rules=$work/big.nft t0 t1 p
+	"$GEN" bigrules -n 10000 >"$rules"
+	"$BIN" check "$rules" >"$work/big.out.nft"
+	for tool in nfmirror nft; do
+		ip netns add $ns
+		nsx $ns ip link set lo up
+		nsx $ns ip link add span0 type veth peer name mon0
+		t0=$(date +%s%N)
+		if [ $tool = nft ]; then
+			nsx $ns nft -f "$work/big.out.nft"
+		else
+			ip netns exec $ns "$BIN" apply -socket "$work/i.sock" -state-dir "$work/istate" "$rules" 2>"$work/i.log" 9>&- &
+			p=$!
+			until grep -q 'msg=mirroring' "$work/i.log" 2>/dev/null; do
+				kill -0 $p 2>/dev/null || { cat "$work/i.log" >&2; break; }
+				sleep 0.002
+			done
+		fi
+		t1=$(date +%s%N)
+		if [ $tool = nfmirror ]; then kill $p; wait $p 2>/dev/null || true; fi
+		ip netns del $ns
+		echo "kind=install col=$tool run=$1 prefixes=10000 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", (b-a)/1e9}')" >>"$RAW"
+		tail -n1 "$RAW" >&2
+	done
+}
+
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$RAW.tmp"
 RAW_FINAL=$RAW RAW=$RAW.tmp
@@ -314,8 +376,12 @@ for col in $COLUMNS; do
 			for run in $(seq "$RUNS"); do tcp_cell "$col" "$tso" "$run"; done
 		done
 	fi
+	case $col in nfm-*) [ "$SOAK" -gt 0 ] && soak "$col" ;; esac
 	stop_col "$col"
 done
+if [ "$SETUP" = 1 ]; then
+	for run in $(seq "$RUNS"); do setup_time "$run"; done
+fi
 mv "$RAW" "$RAW_FINAL"
 "$GEN" report -raw "$RAW_FINAL" -out "$OUT" -mode "$MODE" -load-start "$LOAD_START" -notes "${NOTES# }"
 echo "bench: wrote $OUT and $RAW_FINAL" >&2

@@ -19,3 +19,25 @@ func openSource(cs *chanState, cfg Config, log *slog.Logger) (source, error) {
 		return openGoNFLOG(cs, cfg.NetNS, log)
 	}
 }
+
+// MemoryBound is the most memory, in bytes, that the pipeline's queues and
+// readers hold at once however the traffic goes: every queue slot's own
+// buffer, every queue's large-buffer budget, and the readers' receive
+// buffers. The Go heap around them is not counted.
+func (p *Pipeline) MemoryBound() int64 {
+	var n int64
+	for _, cs := range p.chans {
+		n += int64(len(cs.q.slots))*slotInitCap + largeBudget
+		switch {
+		case cs.ch.Kind == nfrules.ChannelNFQUEUE:
+			snap := int64(cs.ch.Snaplen)
+			if snap == 0 || snap > 0xffff {
+				snap = 0xffff
+			}
+			n += nfqueueReadBatch * (snap + 1024)
+		default:
+			n += nflogDatagramBuf
+		}
+	}
+	return n
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -217,6 +218,7 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*instance, erro
 		closeSinks(sinks)
 		return nil, fmt.Errorf("start copy pipeline: %w", err)
 	}
+	s.limitMemory(s.inst, &instance{pipeline: p}) // the old one runs until the swap
 	pctx, cancel := context.WithCancel(ctx)
 	inst := &instance{plan: plan, pipeline: p, sinks: sinks, cancel: cancel, done: make(chan error, 1)}
 	go func() { inst.done <- p.Run(pctx) }()
@@ -323,7 +325,29 @@ func (s *server) reload(ctx context.Context, h *netlink.Handle) {
 	old := s.inst
 	s.setInstance(inst, gen)
 	s.stop(old)
+	s.limitMemory(inst)
 	s.log.Info("reloaded", "rules", len(plan.Rules), "generation", gen)
+}
+
+// runtimeHeadroom is what the Go runtime, the libraries and the control
+// socket need besides the pipelines' buffers.
+const runtimeHeadroom = 16 << 20
+
+// limitMemory sets the Go runtime's soft memory limit to what the given
+// pipelines can hold at most, plus a quarter and runtimeHeadroom, so that the
+// garbage collector keeps the heap near the live data instead of letting it
+// double under an overload's slow churn. An operator's GOMEMLIMIT wins.
+func (s *server) limitMemory(insts ...*instance) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	var n int64
+	for _, in := range insts {
+		if in != nil && in.pipeline != nil && !in.stopped {
+			n += in.pipeline.MemoryBound()
+		}
+	}
+	debug.SetMemoryLimit(runtimeHeadroom + n*5/4)
 }
 
 func (s *server) setInstance(inst *instance, gen int) {

@@ -139,6 +139,9 @@ func aggregate(recs []record) []cell {
 	idx := map[string]int{}
 	vals := map[string]map[string][]float64{}
 	for _, r := range recs {
+		if k := r.str("kind"); k != "udp" && k != "tcp" {
+			continue // soak and install records have sections of their own
+		}
 		c := cell{kind: r.str("kind"), col: r.str("col"), size: r.str("size"), rate: r.str("rate"), tso: r.str("tso")}
 		k := c.key()
 		if _, ok := idx[k]; !ok {
@@ -241,8 +244,9 @@ var colNames = map[string]string{
 	"nfm-lossls": "nfmirror lossless (NFQUEUE): `forward { iifname \"eth0\" mirror to \"span0\" lossless }`",
 }
 
-// writeReport renders the Markdown results.
-func writeReport(w io.Writer, cells []cell, m machine, mode, date, notes string) error {
+// writeReport renders the Markdown results: the cells, then the soak and
+// install records found in recs.
+func writeReport(w io.Writer, cells []cell, recs []record, m machine, mode, date, notes string) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
 	p("# nfmirror mirror benchmark — results\n\n")
@@ -384,8 +388,65 @@ func writeReport(w io.Writer, cells []cell, m machine, mode, date, notes string)
 		}
 		p("\n")
 	}
+	writeSoak(p, recs)
+	writeInstall(p, recs)
 	p("Raw per-run counters: `bench/results-raw.txt` (one line per run, key=value).\n")
 	return bw.Flush()
+}
+
+// writeSoak renders the memory of each mirror under a long overload.
+func writeSoak(p func(string, ...any), recs []record) {
+	first := true
+	for _, r := range recs {
+		if r.str("kind") != "soak" {
+			continue
+		}
+		if first {
+			p("## Memory under overload\n\n")
+			p("%s s of 64-byte UDP as fast as the generator sends plus one TCP stream, at once; the mirror's VmRSS sampled every 5 s.\n\n", r.str("secs"))
+			p("| mirror | RSS MiB at 5 s | min | max | at the end | samples (MiB) | nfmirror says lost |\n|---|---:|---:|---:|---:|---|---:|\n")
+			first = false
+		}
+		var mib []float64
+		for _, v := range strings.Split(r.str("rss_series"), "/") {
+			if kb, err := strconv.ParseFloat(v, 64); err == nil {
+				mib = append(mib, kb/1024)
+			}
+		}
+		if len(mib) == 0 {
+			p("| %s | – | – | – | – | – | %s |\n", r.str("col"), f(r.num("nfm_lost"), 0))
+			continue
+		}
+		var ss []string
+		for _, v := range mib {
+			ss = append(ss, f(v, 1))
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", r.str("col"), f(mib[0], 1), f(slices.Min(mib), 1), f(slices.Max(mib), 1),
+			f(mib[len(mib)-1], 1), strings.Join(ss, " "), f(r.num("nfm_lost"), 0))
+	}
+	if !first {
+		p("\n")
+	}
+}
+
+// writeInstall renders how long installing a large rules file took.
+func writeInstall(p func(string, ...any), recs []record) {
+	secs := map[string][]float64{}
+	n := ""
+	for _, r := range recs {
+		if r.str("kind") == "install" {
+			secs[r.str("col")] = append(secs[r.str("col")], r.num("secs"))
+			n = r.str("prefixes")
+		}
+	}
+	if len(secs) == 0 {
+		return
+	}
+	nfm, nft := median(secs["nfmirror"]), median(secs["nft"])
+	p("## Installing %s prefixes\n\n", n)
+	p("A rules file with %s prefixes in two sets (`nfm-bench bigrules`). **nfmirror** = `nfmirror apply` from start until it logs `mirroring` (parse, compile, one netlink batch, routing, readers bound); **nft** = `nft -f` of the ruleset `nfmirror check` prints for the same file. Fresh namespace each run; medians.\n\n", n)
+	p("| | runs | seconds |\n|---|---:|---:|\n")
+	p("| nfmirror apply | %d | %s |\n| nft -f | %d | %s |\n| ratio | | %s |\n\n", len(secs["nfmirror"]), f(nfm, 3), len(secs["nft"]), f(nft, 3), f(nfm/nft, 2))
 }
 
 func runReport(args []string, stdout io.Writer) error {
@@ -423,5 +484,5 @@ func runReport(args []string, stdout io.Writer) error {
 		w = of
 	}
 	date := time.Now().UTC().Format("2006-01-02 15:04 MST")
-	return writeReport(w, aggregate(recs), readMachine(*load), *mode, date, *notes)
+	return writeReport(w, aggregate(recs), recs, readMachine(*load), *mode, date, *notes)
 }

@@ -81,6 +81,11 @@ kind=udp col=nfm-route size=64 rate=100000 run=3 secs=2 gen_tx=200000 rin_rx=200
 kind=udp col=nfm-lossls size=64 rate=100000 run=1 secs=2 gen_tx=200000 rin_rx=200000 sink_rx=200000 mon_rx=80000 mon_tx=0 cpu_busy=1 cpu_total=2 proc_ticks=1 hz=100 rss_kb=1 nfm_lost=0 nfq_queued=80000 nfq_dropped=0
 kind=tcp col=none tso=on run=1 bps=8e9 secs=1 sink_rx_bytes=1000 mon_rx_bytes=0 cpu_busy=1 cpu_total=2 proc_ticks=- hz=100 rss_kb=-
 kind=tcp col=nfm-route tso=on run=1 bps=2e9 secs=1 sink_rx_bytes=1000 mon_rx_bytes=900 cpu_busy=1 cpu_total=2 proc_ticks=50 hz=100 rss_kb=1024
+kind=soak col=nfm-route secs=15 rss_series=20480/30720/25600 nfm_lost=7
+kind=install col=nfmirror run=1 prefixes=10000 secs=0.0800
+kind=install col=nft run=1 prefixes=10000 secs=0.0400
+kind=install col=nfmirror run=2 prefixes=10000 secs=0.0900
+kind=install col=nft run=2 prefixes=10000 secs=0.0600
 `
 	recs, err := parseRecords(strings.NewReader(raw))
 	if err != nil {
@@ -114,7 +119,7 @@ kind=tcp col=nfm-route tso=on run=1 bps=2e9 secs=1 sink_rx_bytes=1000 mon_rx_byt
 		t.Errorf("no-mirror column has a mirror loss %g, want none", cells[0].med["mirrloss"])
 	}
 	var buf bytes.Buffer
-	if err := writeReport(&buf, cells, machine{CPUModel: "test CPU", NProc: 2}, "quick", "2026-01-02", ""); err != nil {
+	if err := writeReport(&buf, cells, recs, machine{CPUModel: "test CPU", NProc: 2}, "quick", "2026-01-02", ""); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -122,6 +127,8 @@ kind=tcp col=nfm-route tso=on run=1 bps=2e9 secs=1 sink_rx_bytes=1000 mon_rx_byt
 		"| 100k | nfm-route | 3 | 100000 | 90000 | 75000 | 25.0 | 10.0 | 50 | 75 | 20.0 | 0 |",
 		"| 100k | – (100.0k) | 25.0 (90.0k) |",
 		"| on | nfm-route | 1 | 2000 | 25 | 90.0 |",
+		"| nfm-route | 20.0 | 20.0 | 30.0 | 25.0 | 20.0 30.0 25.0 | 7 |",
+		"| nfmirror apply | 2 | 0.085 |\n| nft -f | 2 | 0.050 |\n| ratio | | 1.70 |",
 		"the kernel queued 80000 to NFQUEUE; 120000 (60.0 %) found the fail-open queue full and passed uncopied, which nfmirror's status cannot count (it said 0 lost)",
 		"nfm-route at 100k: the analyzer transmitted 0 packets", // must not appear: median is 0
 		"The machine was shared",
