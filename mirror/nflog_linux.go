@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -166,32 +167,48 @@ func setReadBuffer(c *netlink.Conn, raw syscall.RawConn, n int, log *slog.Logger
 
 // Run reads datagrams until ctx is cancelled.
 func (r *nflogReader) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { _ = r.conn.SetReadDeadline(time.Unix(1, 0)) })
+	if err := readNetlink(ctx, r.conn, &r.cs.cnt.enobufs, r.recv, r.datagram); err != nil {
+		return fmt.Errorf("receive from nflog group %d: %w", r.cs.ch.Num, err)
+	}
+	return nil
+}
+
+// datagram decodes the n-byte datagram recv read.
+func (r *nflogReader) datagram(n int) {
+	if n > len(r.buf) {
+		r.cs.cnt.parseErrors.Add(1)
+		return
+	}
+	if err := parseNFLOGDatagram(r.buf[:n], &r.msg, r.handle); err != nil {
+		r.cs.cnt.parseErrors.Add(1)
+		r.log.Debug("decode nflog datagram", "group", r.cs.ch.Num, "err", err)
+	}
+}
+
+// readNetlink calls recv until ctx is cancelled, and handle with each
+// result. ENOBUFS (the kernel dropped messages: NFLOG's sequence gaps count
+// them, NFQUEUE failed open) is counted in enobufs and read past, and so are
+// timeouts and EINTR; any other error ends it. ctx's cancellation unblocks
+// recv through a read deadline on conn.
+func readNetlink(ctx context.Context, conn *netlink.Conn, enobufs *atomic.Uint64, recv func() (int, error), handle func(n int)) error {
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	for {
-		n, err := r.recv()
+		n, err := recv()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			if errors.Is(err, unix.ENOBUFS) {
-				// The kernel dropped copies: the sequence gap counts them.
-				r.cs.cnt.enobufs.Add(1)
+				enobufs.Add(1)
 				continue
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EINTR) {
 				continue
 			}
-			return fmt.Errorf("receive from nflog group %d: %w", r.cs.ch.Num, err)
+			return err
 		}
-		if n > len(r.buf) {
-			r.cs.cnt.parseErrors.Add(1)
-			continue
-		}
-		if err := parseNFLOGDatagram(r.buf[:n], &r.msg, r.handle); err != nil {
-			r.cs.cnt.parseErrors.Add(1)
-			r.log.Debug("decode nflog datagram", "group", r.cs.ch.Num, "err", err)
-		}
+		handle(n)
 	}
 }
 

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/mdlayher/netlink"
@@ -106,42 +104,30 @@ func (r *nfqueueReader) configure(snap uint32) error {
 
 // Run reads queued packets until ctx is cancelled.
 func (r *nfqueueReader) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { _ = r.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	for {
-		n, err := r.recv()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, unix.ENOBUFS) {
-				// The kernel could not hand over packets; fail-open
-				// let them pass uncopied.
-				r.cs.cnt.enobufs.Add(1)
-				continue
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return fmt.Errorf("receive from nfqueue %d: %w", r.cs.ch.Num, err)
-		}
-		for i := range n {
-			l := int(r.hdrs[i].Len)
-			if r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || l > len(r.bufs[i]) {
-				r.cs.cnt.parseErrors.Add(1)
-				l = min(l, len(r.bufs[i])) // the packet id still comes first
-			}
-			if err := parseNFQUEUEDatagram(r.bufs[i][:l], &r.msg, r.handle); err != nil {
-				if errors.Is(err, errShortMessage) {
-					r.cs.cnt.parseErrors.Add(1)
-				} else {
-					r.cs.cnt.verdictErrs.Add(1) // the kernel refused a verdict
-				}
-				r.log.Debug("decode nfqueue datagram", "queue", r.cs.ch.Num, "err", err)
-			}
-		}
-		r.accept()
+	if err := readNetlink(ctx, r.conn, &r.cs.cnt.enobufs, r.recv, r.datagrams); err != nil {
+		return fmt.Errorf("receive from nfqueue %d: %w", r.cs.ch.Num, err)
 	}
+	return nil
+}
+
+// datagrams decodes the n datagrams recv read, then accepts their packets.
+func (r *nfqueueReader) datagrams(n int) {
+	for i := range n {
+		l := int(r.hdrs[i].Len)
+		if r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || l > len(r.bufs[i]) {
+			r.cs.cnt.parseErrors.Add(1)
+			l = min(l, len(r.bufs[i])) // the packet id still comes first
+		}
+		if err := parseNFQUEUEDatagram(r.bufs[i][:l], &r.msg, r.handle); err != nil {
+			if errors.Is(err, errShortMessage) {
+				r.cs.cnt.parseErrors.Add(1)
+			} else {
+				r.cs.cnt.verdictErrs.Add(1) // the kernel refused a verdict
+			}
+			r.log.Debug("decode nfqueue datagram", "queue", r.cs.ch.Num, "err", err)
+		}
+	}
+	r.accept()
 }
 
 // handle takes the copy of one queued packet and notes its id for the
