@@ -37,6 +37,9 @@ func TestRun(t *testing.T) {
 		{"check help", []string{"check", "-h"}, exitOK, `(?s)Usage: nfmirror check.*-fwmark`, `^$`},
 		{"status with nothing running", []string{"status", "-socket", filepath.Join(dir, "none.sock")}, exitError, `^$`, `no nfmirror is running`},
 		{"apply bad file", []string{"apply", "-socket", filepath.Join(dir, "a.sock"), bad}, exitUsage, `^$`, `bad\.nft:2:15: `},
+		{"apply unknown nflog reader", []string{"apply", "-nflog-reader", "fast", example}, exitUsage, `^$`, `-nflog-reader "fast": want builtin or go-nflog`},
+		{"apply unknown nfqueue reader", []string{"apply", "-nfqueue-reader", "fast", example}, exitUsage, `^$`, `-nfqueue-reader "fast": want builtin or go-nfqueue`},
+		{"apply help names the readers", []string{"apply", "-h"}, exitOK, `(?s)-nflog-reader.*-nfqueue-reader`, `^$`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
