@@ -79,7 +79,7 @@ if [ "$TCP" = 1 ] && ! { need iperf3 && need ethtool; }; then
 fi
 
 id=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
-G=nfb-g-$id R=nfb-r-$id S=nfb-s-$id A=nfb-a-$id
+G=nfb-g-$id R=nfb-r-$id S=nfb-s-$id A=nfb-a-$id I=nfb-i-$id
 work=$(mktemp -d /tmp/nfmirror-bench.XXXXXX)
 PID="" # the mirror process of the running column, if any
 pids=()
@@ -88,7 +88,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null
 	wait 2>/dev/null
-	for ns in $G $R $S $A; do ip netns del "$ns" 2>/dev/null; done
+	for ns in $G $R $S $A $I; do ip netns del "$ns" 2>/dev/null; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -326,7 +326,7 @@ soak() {
 # logs "mirroring") and by nft -f of the ruleset nfmirror check prints for
 # it, each in a fresh namespace with a mirror port.
 setup_time() {
-	local ns=nfb-i-$id rules=$work/big.nft t0 t1 p
+	local ns=$I rules=$work/big.nft t0 t1 p
 	"$GEN" bigrules -n 10000 >"$rules"
 	"$BIN" check "$rules" >"$work/big.out.nft"
 	for tool in nfmirror nft; do
@@ -345,7 +345,7 @@ setup_time() {
 			done
 		fi
 		t1=$(date +%s%N)
-		if [ $tool = nfmirror ]; then kill $p; wait $p 2>/dev/null || true; fi
+		if [ $tool = nfmirror ]; then kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; fi
 		ip netns del $ns
 		echo "kind=install col=$tool run=$1 prefixes=10000 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", (b-a)/1e9}')" >>"$RAW"
 		tail -n1 "$RAW" >&2
