@@ -41,9 +41,9 @@ const localRefresh = 5 * time.Second
 //
 // A TCP copy larger than the port MTU is written whole at layer 2 for the
 // kernel or the port to segment (GSO, see gso_linux.go); another one larger
-// than the MTU is split into IP fragments; checksums of every untruncated
-// copy are recomputed (local packets may carry
-// partial ones). Truncated copies are sent as they are.
+// than the MTU is split into IP fragments. Checksums of every untruncated
+// copy are recomputed (local packets may carry partial ones). Truncated
+// copies are sent as they are.
 //
 // When the port disappears, sends fail and are counted; the sink looks the
 // port up by name again, at most once a second, and resumes when it is back
@@ -284,7 +284,7 @@ func (s *RouteSink) failed(err error) error {
 
 func (s *RouteSink) send(p *Packet) error {
 	d := p.Data
-	if len(d) < 20 || (d[0]>>4 != 4 && d[0]>>4 != 6) || (d[0]>>4 == 6 && len(d) < 40) {
+	if !plausibleIP(d) {
 		return fmt.Errorf("not an IP packet (%d bytes)", len(d))
 	}
 	port := &s.pst.port
@@ -376,7 +376,7 @@ func (s *RouteSink) SendBatch(pkts []*Packet, errs []error) {
 // writing or that are not IP take the one-by-one path.
 func (s *RouteSink) routable(p *Packet) (ip []byte, v4, ok bool) {
 	d := p.Data
-	if len(d) < 20 || (d[0]>>4 != 4 && d[0]>>4 != 6) || (d[0]>>4 == 6 && len(d) < 40) {
+	if !plausibleIP(d) {
 		return nil, false, false // send says what is wrong
 	}
 	l, ok := parseIP(d)
@@ -437,6 +437,11 @@ func (s *RouteSink) sendGSO(d []byte) (done bool, err error) {
 	s.c.gso.Add(1)
 	s.c.sent.Add(1)
 	return true, nil
+}
+
+// plausibleIP reports whether d starts with a whole IPv4 or IPv6 header.
+func plausibleIP(d []byte) bool {
+	return len(d) >= 20 && (d[0]>>4 == 4 || (d[0]>>4 == 6 && len(d) >= 40))
 }
 
 // rebind binds the sockets to the port's new ifindex.
