@@ -236,6 +236,24 @@ func TestRouteSinkDelivery(t *testing.T) {
 	l.assertNothingElsewhere(t)
 }
 
+// sendBatch sends pkts in one SendBatch, fails the test for any error, and
+// returns the frames mon0 received, which must be want of them.
+func (l *spanLab) sendBatch(t *testing.T, s BatchSink, pkts []*Packet, want int) [][]byte {
+	t.Helper()
+	errs := make([]error, len(pkts))
+	s.SendBatch(pkts, errs)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("copy %d: %v", i, err)
+		}
+	}
+	got := l.capture(want)
+	if len(got) != want {
+		t.Fatalf("%d frames on mon0, want %d", len(got), want)
+	}
+	return got
+}
+
 // TestRouteSinkSendBatch sends one batch mixing what goes out in sendmmsg
 // (routed IPv4 and IPv6, one with a broken checksum to fix) with what goes
 // one by one (a copy to the router itself, written at layer 2, and a super-
@@ -273,17 +291,7 @@ func TestRouteSinkSendBatch(t *testing.T) {
 	for i, d := range datas {
 		pkts[i] = &Packet{Data: append([]byte(nil), d...)}
 	}
-	errs := make([]error, len(pkts))
-	s.SendBatch(pkts, errs)
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("copy %d: %v", i, err)
-		}
-	}
-	got := l.capture(len(want))
-	if len(got) != len(want) {
-		t.Fatalf("%d frames on mon0, want %d", len(got), len(want))
-	}
+	got := l.sendBatch(t, s, pkts, len(want))
 	for i, f := range got {
 		if len(f) < 14 || !bytes.Equal(f[14:], want[i]) {
 			t.Errorf("frame %d:\n got % x\nwant (after the MAC header) % x", i, f, want[i])
@@ -444,17 +452,7 @@ func TestL2SinkSendBatch(t *testing.T) {
 	for i, d := range datas {
 		pkts[i] = &Packet{Data: d, L2: true}
 	}
-	errs := make([]error, len(pkts))
-	s.SendBatch(pkts, errs)
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("frame %d: %v", i, err)
-		}
-	}
-	got := l.capture(len(want))
-	if len(got) != len(want) {
-		t.Fatalf("%d frames on mon0, want %d", len(got), len(want))
-	}
+	got := l.sendBatch(t, s, pkts, len(want))
 	for i := range got {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Errorf("frame %d:\n got % x\nwant % x", i, got[i], want[i])
