@@ -150,6 +150,28 @@ func (l *spanLab) capture(want int) [][]byte {
 	return got
 }
 
+// routeSink opens a route sink on the lab's port, closed when the test ends.
+func (l *spanLab) routeSink(t *testing.T) *RouteSink {
+	t.Helper()
+	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// l2Sink opens an L2 sink on the lab's port, closed when the test ends.
+func (l *spanLab) l2Sink(t *testing.T) *L2Sink {
+	t.Helper()
+	s, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // sinkUDPPacket builds a whole IPv4 or IPv6 UDP packet with correct checksums.
 func sinkUDPPacket(src, dst string, hops byte, payload string) []byte {
 	v6 := strings.Contains(dst, ":")
@@ -182,11 +204,7 @@ func sinkUDPPacket(src, dst string, hops byte, payload string) []byte {
 
 func TestRouteSinkDelivery(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := l.routeSink(t)
 	own := l.port.MAC
 	bcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	tests := []struct {
@@ -257,14 +275,11 @@ func (l *spanLab) sendBatch(t *testing.T, s BatchSink, pkts []*Packet, want int)
 // TestRouteSinkSendBatch sends one batch mixing what goes out in sendmmsg
 // (routed IPv4 and IPv6, one with a broken checksum to fix) with what goes
 // one by one (a copy to the router itself, written at layer 2, and a super-
-// packet to segment): every copy arrives, once, in the order of the batch.
+// packet handed to the kernel to segment): every copy arrives, once, in the
+// order of the batch.
 func TestRouteSinkSendBatch(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := l.routeSink(t)
 	broken := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-b4")
 	fixed := append([]byte(nil), broken...)
 	broken[26], broken[27] = 0x12, 0x34 // the UDP checksum, as a partial one would be
@@ -306,11 +321,7 @@ func TestRouteSinkSendBatch(t *testing.T) {
 
 func TestRouteSinkSuperPacket(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := l.routeSink(t)
 	for _, v6 := range []bool{false, true} {
 		pkt := testPacket(v6, protoTCP, 9000-52)
 		if v6 {
@@ -353,16 +364,8 @@ func TestRouteSinkSuperPacket(t *testing.T) {
 func TestSinkGSOWholeOnOffloadingPort(t *testing.T) {
 	l := newSpanLab(t)
 	l.r.MustRun(t, "ethtool", "-K", "span0", "tx", "on", "tso", "on")
-	rs, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	ls, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+	rs := l.routeSink(t)
+	ls := l.l2Sink(t)
 	for _, v6 := range []bool{false, true} {
 		pkt := testPacket(v6, protoTCP, 20000)
 		ipl := 20
@@ -402,11 +405,7 @@ func TestSinkGSOWholeOnOffloadingPort(t *testing.T) {
 
 func TestL2SinkByteExact(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := l.l2Sink(t)
 	ip := sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, "nfm-l2")
 	ip[len(ip)-1] ^= 0xff // a wrong checksum stays wrong: byte-exact
 	frame := append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ip...)
@@ -427,11 +426,7 @@ func TestL2SinkByteExact(t *testing.T) {
 // among them: all arrive byte-exact and in order.
 func TestL2SinkSendBatch(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := l.l2Sink(t)
 	mac := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}
 	small := func(payload string) []byte {
 		return append(append([]byte(nil), mac...), sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, payload)...)
@@ -463,11 +458,7 @@ func TestL2SinkSendBatch(t *testing.T) {
 
 func TestSinkPortComesBack(t *testing.T) {
 	l := newSpanLab(t)
-	rs, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
+	rs := l.routeSink(t)
 	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-back")
 	l.r.IP(t, "link", "del", "span0")
 	// Sends fail while the port is gone, and are counted.
@@ -521,11 +512,7 @@ func sinkIP(s string) net.IP {
 
 func TestSinkFixesChecksumsAndKeepsTruncated(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := l.routeSink(t)
 	for _, dst := range []string{"198.18.60.2", "2001:db8:60::2", "198.18.0.1"} {
 		good := sinkUDPPacket("198.18.50.1", dst, 7, "nfm-partial")
 		if strings.Contains(dst, ":") {
@@ -562,11 +549,7 @@ func TestSinkFixesChecksumsAndKeepsTruncated(t *testing.T) {
 
 func TestL2SinkSegmentsSuperFrame(t *testing.T) {
 	l := newSpanLab(t)
-	s, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := l.l2Sink(t)
 	for _, vlan := range []bool{false, true} {
 		mac := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2}
 		if vlan {
@@ -636,16 +619,8 @@ func TestSinkCloseLeaksNothing(t *testing.T) {
 
 func TestSinkSendNoAllocs(t *testing.T) {
 	l := newSpanLab(t)
-	rs, err := NewRouteSink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	ls, err := NewL2Sink(l.port, nil, WithNetNS(l.r.FD()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+	rs := l.routeSink(t)
+	ls := l.l2Sink(t)
 	routed := &Packet{Data: sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-allocs")}
 	local := &Packet{Data: sinkUDPPacket("198.18.50.1", "198.18.0.1", 7, "nfm-allocs")}
 	super := &Packet{Data: testPacket(true, protoTCP, 9000)}
