@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,14 +24,34 @@ type capture struct {
 	cmd  *exec.Cmd
 	file string
 	errb *bytes.Buffer
+	// lens holds each frame's length on the wire, once frames returned
+	// (more than the frame's data when the snaplen cut it).
+	lens []int
 }
 
-// capture starts tcpdump on dev in namespace ns. dir is "" for both
-// directions, or "in"/"out". filter is a pcap filter expression or "".
+// mirrorSnaplen is the snaplen of captures on the mirror port: larger than
+// any wire-sized frame, small enough that tcpdump's ring (TPACKET_V3 blocks
+// sized for the snaplen, retired every millisecond in immediate mode) holds
+// tens of thousands of frames. A larger frame is still seen: its wire
+// length is recorded.
+const mirrorSnaplen = 2048
+
+// capture starts tcpdump on dev in namespace ns, whole frames. dir is "" for
+// both directions, or "in"/"out". filter is a pcap filter expression or "".
 func (l *lab) capture(ns, dev, dir, filter string) *capture {
+	return l.captureSnap(ns, dev, dir, filter, 0)
+}
+
+// mirrorCapture captures what arrives at the monitor's mirror port.
+func (l *lab) mirrorCapture(filter string) *capture {
+	return l.captureSnap(l.monitor, "mon0", "in", filter, mirrorSnaplen)
+}
+
+// captureSnap is capture with a snaplen (0: whole frames).
+func (l *lab) captureSnap(ns, dev, dir, filter string, snap int) *capture {
 	l.t.Helper()
 	c := &capture{l: l, file: filepath.Join(l.dir, ns+"-"+dev+"-"+dir+".pcap"), errb: &bytes.Buffer{}}
-	args := []string{"tcpdump", "-i", dev, "-nn", "-s", "0", "-B", "131072", "--immediate-mode", "-U", "-w", c.file}
+	args := []string{"tcpdump", "-i", dev, "-nn", "-s", strconv.Itoa(snap), "-B", "131072", "--immediate-mode", "-U", "-w", c.file}
 	if dir != "" {
 		args = append(args, "-Q", dir)
 	}
@@ -86,7 +107,7 @@ func (c *capture) frames() [][]byte {
 	}
 	var out [][]byte
 	for {
-		data, _, err := r.ReadPacketData()
+		data, ci, err := r.ReadPacketData()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return out
 		}
@@ -94,6 +115,7 @@ func (c *capture) frames() [][]byte {
 			c.l.t.Fatalf("read %s: %v", c.file, err)
 		}
 		out = append(out, append([]byte(nil), data...))
+		c.lens = append(c.lens, ci.Length)
 	}
 }
 

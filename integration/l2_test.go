@@ -24,7 +24,7 @@ egress "eth0" {
 	// one, so every frame seen on eth0 has its copy inside the monitor's
 	// window. The hosts' own IPv6 multicast chatter (MLD reports) can still
 	// fall outside the reference window (see dropUnseenChatter).
-	mon := l.capture(l.monitor, "mon0", "in", "")
+	mon := l.mirrorCapture("")
 	ref := l.capture(l.router, "eth0", "", "")
 
 	l.in(l.client, "ip", "neigh", "flush", "dev", "c0") // an ARP exchange, both ways

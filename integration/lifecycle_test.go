@@ -181,7 +181,7 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Errorf("a bad reload changed the rules:\n--- before\n%s\n--- after\n%s", good, got)
 	}
 	// Still mirroring after both reloads.
-	mon := l.capture(l.monitor, "mon0", "in", "udp port 5353")
+	mon := l.mirrorCapture("udp port 5353")
 	l.in(l.client, "bash", "-c", "for i in 1 2 3; do echo x > /dev/udp/198.18.2.2/5353; done")
 	if n := len(mon.frames()); n != 3 {
 		t.Errorf("after the reloads the monitor saw %d udp/5353 copies, want 3", n)

@@ -69,7 +69,7 @@ prerouting {
 		return false
 	}
 	ref := l.capture(l.router, "eth0", "in", "")
-	mon := l.capture(l.monitor, "mon0", "in", "")
+	mon := l.mirrorCapture("")
 
 	for _, args := range [][]string{
 		{"ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.2"},

@@ -66,7 +66,7 @@ func (l *lab) quietCounts() portCounts {
 func TestNoLoopWithoutFilter(t *testing.T) {
 	l := newLab(t)
 	m := l.apply("postrouting {\n    mirror to \"span0\"\n}\n")
-	mon := l.capture(l.monitor, "mon0", "in", "icmp")
+	mon := l.mirrorCapture("icmp")
 	before := l.quietCounts()
 	l.in(l.client, "ping", "-c", "20", "-i", "0.02", "-W", "2", "198.18.2.2")
 	after := l.quietCounts()
@@ -114,7 +114,7 @@ forward {
 		t.Errorf("while nfmirror was stopped, lossless-mirrored traffic got %d of %d replies, want at least %d (fail-open after %d held)", got, sent, sent-held-50, held)
 	}
 	m.signal(syscall.SIGCONT)
-	mon := l.capture(l.monitor, "mon0", "in", "icmp or icmp6")
+	mon := l.mirrorCapture("icmp or icmp6")
 	l.in(l.client, "ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.2")
 	l.in(l.client, "ping", "-6", "-c", "5", "-i", "0.05", "-W", "2", "2001:db8:2::2")
 	time.Sleep(500 * time.Millisecond)
@@ -140,7 +140,7 @@ func TestMirrorPortComesBack(t *testing.T) {
 	l.must("ip", "link", "add", "span0", "netns", l.router, "type", "veth", "peer", "name", "mon0", "netns", l.monitor)
 	l.in(l.router, "ip", "link", "set", "span0", "up")
 	l.in(l.monitor, "ip", "link", "set", "mon0", "up", "promisc", "on")
-	mon := l.capture(l.monitor, "mon0", "in", "icmp")
+	mon := l.mirrorCapture("icmp")
 	waitFor(t, 5*time.Second, "mirroring to resume", func() bool {
 		l.in(l.client, "ping", "-c", "1", "-W", "1", "198.18.2.2")
 		st := m.status()

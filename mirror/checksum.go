@@ -153,18 +153,40 @@ func parseIP(pkt []byte) (l ipLayout, ok bool) {
 	return l, false
 }
 
-// fixChecksums recomputes the IPv4 header checksum and, for a whole packet,
-// the TCP or UDP checksum of pkt in place (locally generated packets may
-// carry a partial checksum).
-func fixChecksums(pkt []byte) {
+// completeChecksum completes the TCP or UDP checksum of the whole IP packet
+// pkt, in place, when its checksum field holds only the pseudo-header sum the
+// kernel leaves for the device to finish (CHECKSUM_PARTIAL: packets this host
+// sends, and packets forwarded from a veth whose sender offloaded the
+// checksum). A checksum that is right is left as it is, and so is one that is
+// wrong in any other way: that is what the wire carried, and an analyzer
+// should see it. The IPv4 header checksum is never partial. It reports
+// whether pkt changed.
+func completeChecksum(pkt []byte) bool {
 	l, ok := parseIP(pkt)
-	if !ok {
-		return
+	if !ok || !l.whole {
+		return false
 	}
-	if l.v4 {
-		ipv4HeaderChecksum(pkt[:l.hdrLen])
+	seg := pkt[l.hdrLen:l.end]
+	at := 0
+	switch {
+	case l.proto == protoTCP && len(seg) >= 20:
+		at = 16
+	case l.proto == protoUDP && len(seg) >= 8:
+		at = 6
+	default:
+		return false
 	}
-	if l.whole {
-		l4Checksum(pkt, l.proto, pkt[l.hdrLen:l.end])
+	if binary.BigEndian.Uint16(seg[at:]) != partialSeed(pkt, l.proto, len(seg)) {
+		return false
 	}
+	before := binary.BigEndian.Uint16(seg[at:])
+	l4Checksum(pkt, l.proto, seg)
+	return binary.BigEndian.Uint16(seg[at:]) != before
+}
+
+// partialSeed is what the kernel stores in the checksum field of a TCP or UDP
+// segment of length n whose checksum the device is to compute: the folded
+// pseudo-header sum, not inverted.
+func partialSeed(ip []byte, proto uint8, n int) uint16 {
+	return ^csumFold(pseudoSum(ip, proto, n))
 }

@@ -118,12 +118,9 @@ type DestStats struct {
 
 // ChannelStats counts one NFLOG group or NFQUEUE queue.
 type ChannelStats struct {
-	Kind   string `json:"kind"` // "nflog" or "nfqueue"
-	Num    uint16 `json:"num"`
-	Family string `json:"family"`
-	Hook   string `json:"hook"`
-	Device string `json:"device,omitempty"`
-	Dest   string `json:"dest"`
+	Kind string `json:"kind"` // "nflog" or "nfqueue"
+	Num  uint16 `json:"num"`
+	Dest string `json:"dest"`
 	// Received counts copies read from the kernel.
 	Received uint64 `json:"received"`
 	// SeqGaps counts copies the kernel numbered but never delivered (NFLOG
@@ -172,9 +169,6 @@ func (c *Counters) Snapshot() Snapshot {
 		s.Channels = append(s.Channels, ChannelStats{
 			Kind:          ch.ch.Kind.String(),
 			Num:           ch.ch.Num,
-			Family:        ch.ch.Family.String(),
-			Hook:          ch.ch.Hook.String(),
-			Device:        ch.ch.Device,
 			Dest:          ch.ch.Dest,
 			Received:      ch.received.Load(),
 			SeqGaps:       ch.seqGaps.Load(),

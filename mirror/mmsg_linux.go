@@ -6,55 +6,79 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sendBatchMax is how many copies a sink hands the kernel in one sendmmsg.
+// sendBatchMax is how many frames a writer hands the kernel in one sendmmsg.
 const sendBatchMax = 64
 
-// mmsgBatch collects datagrams for one socket and sends them with as few
-// sendmmsg calls as the kernel allows. Its arrays are allocated once; the
-// datagrams themselves are not copied, so they must stay untouched until
-// flush returns.
-type mmsgBatch struct {
+// frameBatch collects frames for one AF_PACKET socket with PACKET_VNET_HDR
+// and sends them with as few sendmmsg calls as the kernel allows. Each frame
+// is a virtio_net_hdr, an optional link-layer header and the rest; headers
+// are copied into the batch's own arrays, the rest is not copied and must
+// stay untouched until flush returns. The arrays are allocated once.
+type frameBatch struct {
 	fd   int
-	hdrs [sendBatchMax]unix.Mmsghdr
-	iovs [sendBatchMax]unix.Iovec
-	sas  [sendBatchMax]unix.RawSockaddrInet6 // large enough for either family
-	who  [sendBatchMax]int                   // the caller's index of each datagram
+	msgs [sendBatchMax]unix.Mmsghdr
+	iovs [sendBatchMax][3]unix.Iovec
+	vhs  [sendBatchMax][vnetHdrLen]byte
+	lls  [sendBatchMax][maxLinkHdr]byte
+	sas  [sendBatchMax]unix.RawSockaddrLinklayer
+	who  [sendBatchMax]int // the caller's index of each frame
 	n    int
 }
 
-// full reports whether another datagram would not fit.
-func (b *mmsgBatch) full() bool { return b.n == sendBatchMax }
+// maxLinkHdr is the longest link-layer header a frame's header part may
+// have: Ethernet with one 802.1Q tag.
+const maxLinkHdr = 18
 
-// add queues b to be sent to addr (nil, 4 or 16 bytes: none, IPv4, IPv6).
-// who is handed back to flush's failure callback.
-func (b *mmsgBatch) add(data []byte, addr []byte, who int) {
+// full reports whether another frame would not fit.
+func (b *frameBatch) full() bool { return b.n == sendBatchMax }
+
+// add queues one frame: the virtio_net_hdr vh (nil: none to do), the
+// link-layer header link (at most maxLinkHdr bytes, may be nil) and data.
+// proto, when not 0, is the ethertype to send a headerless frame with (a
+// device without a link-layer header). who is handed back to flush's failure
+// callback.
+func (b *frameBatch) add(vh *[vnetHdrLen]byte, link, data []byte, ifindex int, proto uint16, who int) {
 	i := b.n
 	b.n++
-	b.iovs[i].Base = unsafe.SliceData(data)
-	b.iovs[i].SetLen(len(data))
-	h := &b.hdrs[i].Hdr
-	*h = unix.Msghdr{Iov: &b.iovs[i], Iovlen: 1}
-	switch len(addr) {
-	case 4:
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&b.sas[i]))
-		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: [4]byte(addr)}
-		h.Name, h.Namelen = (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet4
-	case 16:
-		b.sas[i] = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: [16]byte(addr)}
-		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&b.sas[i])), unix.SizeofSockaddrInet6
+	if vh != nil {
+		b.vhs[i] = *vh
+	} else {
+		b.vhs[i] = [vnetHdrLen]byte{}
+	}
+	iov := &b.iovs[i]
+	iov[0].Base = &b.vhs[i][0]
+	iov[0].SetLen(vnetHdrLen)
+	n := 1
+	if len(link) > 0 {
+		copy(b.lls[i][:], link)
+		iov[n].Base = &b.lls[i][0]
+		iov[n].SetLen(len(link))
+		n++
+	}
+	if len(data) > 0 {
+		iov[n].Base = unsafe.SliceData(data)
+		iov[n].SetLen(len(data))
+		n++
+	}
+	h := &b.msgs[i].Hdr
+	*h = unix.Msghdr{Iov: &iov[0]}
+	h.SetIovlen(n)
+	if proto != 0 {
+		b.sas[i] = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto), Ifindex: int32(ifindex)}
+		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&b.sas[i])), unix.SizeofSockaddrLinklayer
 	}
 	b.who[i] = who
 }
 
-// flush sends every queued datagram, without waiting (MSG_DONTWAIT). A
-// datagram the kernel refuses is reported to failed with its error, and the
-// ones after it are still tried. It returns how many were sent.
-func (b *mmsgBatch) flush(failed func(who int, err error)) int {
+// flush sends every queued frame, without waiting (MSG_DONTWAIT). A frame the
+// kernel refuses is reported to failed with its error, and the ones after it
+// are still tried. It returns how many were sent.
+func (b *frameBatch) flush(failed func(who int, err error)) int {
 	sent := 0
 	for i := 0; i < b.n; {
-		k, err := sendmmsg(b.fd, b.hdrs[i:b.n], unix.MSG_DONTWAIT)
+		k, err := sendmmsg(b.fd, b.msgs[i:b.n], unix.MSG_DONTWAIT)
 		if err != nil {
-			failed(b.who[i], err) // the first datagram of the call failed
+			failed(b.who[i], err) // the first frame of the call failed
 			i++
 			continue
 		}

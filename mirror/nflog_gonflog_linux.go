@@ -66,7 +66,7 @@ func (s *goNFLOGSource) register() error {
 			id = ruleIDFromPrefix(*a.Prefix)
 		}
 		p := *a.Payload
-		s.cs.deliver(id, ipOrigLen(p), p)
+		s.cs.deliver(id, ipOrigLen(p), false, p)
 		return 0
 	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {

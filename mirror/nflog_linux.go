@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/netlink"
-	"github.com/nfmirror/nfmirror/nfrules"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,10 +93,8 @@ func (r *nflogReader) configure() error {
 	r.raw = raw
 	setReadBuffer(r.conn, raw, nflogReadBuf, r.log)
 
-	snap := r.cs.ch.Snaplen
-	if snap == 0 || snap > 0xffff {
-		snap = 0xffff
-	}
+	// The whole packet: each rule's own "log snaplen" cuts its copies.
+	snap := uint32(0xffff)
 	mode := make([]byte, 6)
 	binary.BigEndian.PutUint32(mode[0:4], snap)
 	mode[4] = nfulnlCopyPacket
@@ -238,8 +235,8 @@ func (r *nflogReader) handle(m *nflogMsg) {
 		}
 	}
 	id := ruleIDFromPrefix(m.Prefix)
-	if !r.cs.ch.L2() {
-		r.cs.deliver(id, ipOrigLen(m.Payload), m.Payload)
+	if m.Family != nfprotoNetdev {
+		r.cs.deliver(id, ipOrigLen(m.Payload), false, m.Payload)
 		return
 	}
 	// An L2 frame: at ingress the payload starts at the network header and
@@ -247,7 +244,7 @@ func (r *nflogReader) handle(m *nflogMsg) {
 	// MAC header. A VLAN tag offloaded into skb metadata goes back after the
 	// MAC addresses, where the wire carries it.
 	var mac, body []byte
-	if r.cs.ch.Hook == nfrules.HookEgress {
+	if m.Hook == nfNetdevEgress {
 		mac, body = nil, m.Payload
 	} else {
 		mac = m.L2Hdr
@@ -274,13 +271,13 @@ func (r *nflogReader) handle(m *nflogMsg) {
 	}
 	switch {
 	case tag == nil:
-		r.cs.deliver(id, origLen, mac, body)
+		r.cs.deliver(id, origLen, true, mac, body)
 	case len(mac) >= 12:
-		r.cs.deliver(id, origLen, mac[:12], tag, mac[12:], body)
+		r.cs.deliver(id, origLen, true, mac[:12], tag, mac[12:], body)
 	case mac == nil && len(body) >= 12:
-		r.cs.deliver(id, origLen, body[:12], tag, body[12:])
+		r.cs.deliver(id, origLen, true, body[:12], tag, body[12:])
 	default:
-		r.cs.deliver(id, origLen, mac, body)
+		r.cs.deliver(id, origLen, true, mac, body)
 	}
 }
 

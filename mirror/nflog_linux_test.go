@@ -16,68 +16,77 @@ func TestNFLOGReaderHandle(t *testing.T) {
 	frame := append(append([]byte(nil), mac...), ip...)
 	tagged := append(append(append([]byte(nil), mac[:12]...), 0x81, 0, 0, 42), append(mac[12:], ip...)...)
 	vlan := nlattr(nfulaVLAN|0x8000, append(nlattr(nfulaVLANProto, be16(0x8100)), nlattr(nfulaVLANTCI, be16(42))...))
-	seqs := func(attrs [][]byte, seq ...uint32) []byte {
+	// One group carries copies of every family and hook: each message says
+	// which (the nfgenmsg family, the packet header's hook).
+	const inet, netdev = 2, nfprotoNetdev
+	seqsAt := func(family uint8, hook byte, attrs [][]byte, seq ...uint32) []byte {
 		var d []byte
 		for _, s := range seq {
-			d = append(d, packetMsg(5, 1, append(attrs, nlattr(nfulaSeq, be32(s)))...)...)
+			hdr := nlattr(nfulaPacketHdr, []byte{8, 0, hook, 0})
+			d = append(d, packetMsg(family, 1, append(append([][]byte{hdr}, attrs...), nlattr(nfulaSeq, be32(s)))...)...)
 		}
 		return d
 	}
+	ingress := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(netdev, nfNetdevIngress, attrs, seq...) }
+	egress := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(netdev, nfNetdevEgress, attrs, seq...) }
+	ipv4 := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(inet, 0, attrs, seq...) }
 	tests := []struct {
 		name     string
 		ch       nfrules.Channel
 		dgram    []byte
 		want     []byte
+		wantL2   bool
 		wantN    int
 		wantGaps uint64
 		wantRule int
 	}{
 		{
 			name:  "inet copy with a rule prefix",
-			ch:    nfrules.Channel{Family: nfrules.FamilyInet},
-			dgram: seqs([][]byte{nlattr(nfulaPayload, ip), nlattr(nfulaPrefix, []byte("nfm:1\x00"))}, 1, 2, 3),
+			dgram: ipv4([][]byte{nlattr(nfulaPayload, ip), nlattr(nfulaPrefix, []byte("nfm:1\x00"))}, 1, 2, 3),
 			want:  ip, wantN: 3, wantRule: 1,
 		},
 		{
 			name:  "sequence gaps count lost copies",
-			ch:    nfrules.Channel{Family: nfrules.FamilyInet},
-			dgram: seqs([][]byte{nlattr(nfulaPayload, ip)}, 7, 8, 12, 13, 20),
+			dgram: ipv4([][]byte{nlattr(nfulaPayload, ip)}, 7, 8, 12, 13, 20),
 			want:  ip, wantN: 5, wantGaps: 3 + 6, wantRule: -1,
 		},
 		{
 			name:  "ingress frame is the L2 header then the payload",
-			ch:    nfrules.Channel{Family: nfrules.FamilyNetdev, Hook: nfrules.HookIngress},
-			dgram: seqs([][]byte{nlattr(nfulaHwHeader, mac), nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip), nlattr(nfulaPrefix, []byte("nfm:2\x00"))}, 1),
-			want:  frame, wantN: 1, wantRule: 2,
+			dgram: ingress([][]byte{nlattr(nfulaHwHeader, mac), nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip), nlattr(nfulaPrefix, []byte("nfm:2\x00"))}, 1),
+			want:  frame, wantL2: true, wantN: 1, wantRule: 2,
 		},
 		{
 			name:  "ingress without L2HDR falls back to the hardware header",
-			ch:    nfrules.Channel{Family: nfrules.FamilyNetdev, Hook: nfrules.HookIngress},
-			dgram: seqs([][]byte{nlattr(nfulaHwHeader, mac), nlattr(nfulaPayload, ip)}, 1),
-			want:  frame, wantN: 1, wantRule: -1,
+			dgram: ingress([][]byte{nlattr(nfulaHwHeader, mac), nlattr(nfulaPayload, ip)}, 1),
+			want:  frame, wantL2: true, wantN: 1, wantRule: -1,
 		},
 		{
 			name:  "egress payload is already the frame",
-			ch:    nfrules.Channel{Family: nfrules.FamilyNetdev, Hook: nfrules.HookEgress},
-			dgram: seqs([][]byte{nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, frame)}, 1),
-			want:  frame, wantN: 1, wantRule: -1,
+			dgram: egress([][]byte{nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, frame)}, 1),
+			want:  frame, wantL2: true, wantN: 1, wantRule: -1,
 		},
 		{
 			name:  "offloaded VLAN tag goes back after the MAC addresses",
-			ch:    nfrules.Channel{Family: nfrules.FamilyNetdev, Hook: nfrules.HookIngress},
-			dgram: seqs([][]byte{vlan, nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip)}, 1),
-			want:  tagged, wantN: 1, wantRule: -1,
+			dgram: ingress([][]byte{vlan, nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip)}, 1),
+			want:  tagged, wantL2: true, wantN: 1, wantRule: -1,
 		},
 		{
 			name:  "offloaded VLAN tag at egress",
-			ch:    nfrules.Channel{Family: nfrules.FamilyNetdev, Hook: nfrules.HookEgress},
-			dgram: seqs([][]byte{vlan, nlattr(nfulaPayload, frame)}, 1),
-			want:  tagged, wantN: 1, wantRule: -1,
+			dgram: egress([][]byte{vlan, nlattr(nfulaPayload, frame)}, 1),
+			want:  tagged, wantL2: true, wantN: 1, wantRule: -1,
+		},
+		{
+			name: "one group, copies of every family and hook in the kernel's order",
+			dgram: append(append(ipv4([][]byte{nlattr(nfulaPayload, ip)}, 1),
+				ingress([][]byte{nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip)}, 2)...),
+				egress([][]byte{nlattr(nfulaPayload, frame)}, 3)...),
+			wantN: 3, wantRule: -1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.ch.Dest = "m0"
+			tt.ch.Netdev = true
 			p := testPipeline(t, &recordSink{}, 64, tt.ch)
 			r := &nflogReader{cs: p.chans[0]}
 			if err := parseNFLOGDatagram(tt.dgram, &r.msg, r.handle); err != nil {
@@ -87,9 +96,14 @@ func TestNFLOGReaderHandle(t *testing.T) {
 			if q.len() != tt.wantN {
 				t.Fatalf("%d copies queued, want %d", q.len(), tt.wantN)
 			}
-			for pkt := q.peek(); pkt != nil; pkt = q.peek() {
-				if !bytes.Equal(pkt.Data, tt.want) || pkt.RuleID != tt.wantRule {
-					t.Fatalf("copy rule %d %x, want rule %d %x", pkt.RuleID, pkt.Data, tt.wantRule, tt.want)
+			for i := 0; q.peek() != nil; i++ {
+				pkt := q.peek()
+				want, wantL2 := tt.want, tt.wantL2
+				if want == nil { // the mixed group: IP, then two frames
+					want, wantL2 = [][]byte{ip, frame, frame}[i], i > 0
+				}
+				if !bytes.Equal(pkt.Data, want) || pkt.RuleID != tt.wantRule || pkt.L2 != wantL2 {
+					t.Fatalf("copy %d: rule %d L2 %v %x, want rule %d L2 %v %x", i, pkt.RuleID, pkt.L2, pkt.Data, tt.wantRule, wantL2, want)
 				}
 				q.release()
 			}

@@ -41,6 +41,12 @@ const (
 	nfulaVLANTCI   = 2
 
 	nlaTypeMask = 0x3fff // strips NLA_F_NESTED and NLA_F_NET_BYTEORDER
+
+	// nfprotoNetdev is the nfgenmsg family of copies from netdev hooks
+	// (NFPROTO_NETDEV); their hook is nfNetdevIngress or nfNetdevEgress.
+	nfprotoNetdev   = 5
+	nfNetdevIngress = 0
+	nfNetdevEgress  = 1
 )
 
 // errShortMessage reports a message cut short or with an impossible length.

@@ -77,7 +77,7 @@ func (s *nfqueueSource) register() error {
 			if a.CapLen != nil && int(*a.CapLen) > len(p) {
 				orig = int(*a.CapLen)
 			}
-			s.cs.deliver(-1, orig, p)
+			s.cs.deliver(-1, orig, false, p)
 		} else {
 			s.cs.cnt.parseErrors.Add(1)
 		}

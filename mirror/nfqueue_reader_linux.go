@@ -148,7 +148,7 @@ func (r *nfqueueReader) handle(m *nfqueueMsg) {
 	if int(m.CapLen) > len(m.Payload) {
 		orig = int(m.CapLen)
 	}
-	r.cs.deliver(-1, orig, m.Payload)
+	r.cs.deliver(-1, orig, false, m.Payload)
 }
 
 // accept sends one verdict accepting every packet read so far.

@@ -148,7 +148,7 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 			return nil, fmt.Errorf("channel %s %d: listed twice", ch.Kind, ch.Num)
 		}
 		seen[key] = true
-		if ch.Kind == nfrules.ChannelNFQUEUE && ch.Family == nfrules.FamilyNetdev {
+		if ch.Kind == nfrules.ChannelNFQUEUE && ch.Netdev {
 			return nil, fmt.Errorf("nfqueue %d: netdev channels can only be nflog", ch.Num)
 		}
 		d := byDest[ch.Dest]
@@ -180,9 +180,6 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 			cs.defRule = ch.RuleIDs[0]
 		}
 		cs.lossless = ch.Kind == nfrules.ChannelNFQUEUE
-		for j := range cs.q.slots {
-			cs.q.slots[j].L2 = ch.L2() // a slot always carries its channel's kind of copy
-		}
 		d.queues = append(d.queues, cs.q)
 		p.chans = append(p.chans, cs)
 	}
@@ -263,8 +260,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 }
 
 // deliver counts one copy read from the kernel and queues it for the sink.
-// parts are concatenated into the packet. It never blocks.
-func (cs *chanState) deliver(ruleID, origLen int, parts ...[]byte) {
+// parts are concatenated into the packet; l2 says it is a whole Ethernet
+// frame rather than an IP packet. It never blocks.
+func (cs *chanState) deliver(ruleID, origLen int, l2 bool, parts ...[]byte) {
 	if ruleID < 0 {
 		ruleID = cs.defRule
 	}
@@ -277,7 +275,7 @@ func (cs *chanState) deliver(ruleID, origLen int, parts ...[]byte) {
 	if origLen > 0 {
 		r.truncated.Add(1)
 	}
-	if !cs.q.push(ruleID, origLen, parts...) && !cs.pushWait(ruleID, origLen, parts) {
+	if !cs.q.push(ruleID, origLen, l2, parts...) && !cs.pushWait(ruleID, origLen, l2, parts) {
 		r.queueFull.Add(1)
 		cs.cnt.queueFull.Add(1)
 	}
@@ -286,7 +284,7 @@ func (cs *chanState) deliver(ruleID, origLen int, parts ...[]byte) {
 // pushWait retries a push that found the queue full, for a lossless channel
 // only: it waits for the sink to free a slot, up to losslessWait or until
 // the pipeline stops. It reports whether the copy was queued.
-func (cs *chanState) pushWait(ruleID, origLen int, parts [][]byte) bool {
+func (cs *chanState) pushWait(ruleID, origLen int, l2 bool, parts [][]byte) bool {
 	if !cs.lossless {
 		return false
 	}
@@ -298,7 +296,7 @@ func (cs *chanState) pushWait(ruleID, origLen int, parts [][]byte) bool {
 	defer cs.wait.Stop()
 	for {
 		cs.q.waiting.Store(true)
-		if cs.q.push(ruleID, origLen, parts...) {
+		if cs.q.push(ruleID, origLen, l2, parts...) {
 			cs.q.waiting.Store(false)
 			return true
 		}

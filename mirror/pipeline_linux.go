@@ -13,7 +13,7 @@ func openSource(cs *chanState, cfg Config, log *slog.Logger) (source, error) {
 		return openNFQUEUEReader(cs, cfg.NetNS, log)
 	case cs.ch.Kind == nfrules.ChannelNFQUEUE:
 		return openNFQUEUE(cs, cfg.NetNS, log)
-	case cs.ch.L2() || cfg.InetReader == ReaderBuiltin:
+	case cs.ch.Netdev || cfg.InetReader == ReaderBuiltin:
 		return openNFLOGReader(cs, cfg.NetNS, log)
 	default:
 		return openGoNFLOG(cs, cfg.NetNS, log)

@@ -230,10 +230,10 @@ table netdev mtest {
 
 func labChannels() ([]nfrules.Channel, []nfrules.PlannedRule) {
 	chans := []nfrules.Channel{
-		{Kind: nfrules.ChannelNFLOG, Num: 11, Family: nfrules.FamilyInet, Hook: nfrules.HookPrerouting, Dest: "m0", RuleIDs: []int{0}},
-		{Kind: nfrules.ChannelNFLOG, Num: 12, Family: nfrules.FamilyNetdev, Hook: nfrules.HookIngress, Device: "vr", Dest: "m0", RuleIDs: []int{1}},
-		{Kind: nfrules.ChannelNFLOG, Num: 13, Family: nfrules.FamilyNetdev, Hook: nfrules.HookEgress, Device: "vr", Dest: "m0", RuleIDs: []int{2}},
-		{Kind: nfrules.ChannelNFQUEUE, Num: 14, Family: nfrules.FamilyInet, Hook: nfrules.HookPrerouting, Dest: "m0", RuleIDs: []int{3}},
+		{Kind: nfrules.ChannelNFLOG, Num: 11, Dest: "m0", RuleIDs: []int{0}},
+		{Kind: nfrules.ChannelNFLOG, Num: 12, Netdev: true, Dest: "m0", RuleIDs: []int{1}},
+		{Kind: nfrules.ChannelNFLOG, Num: 13, Netdev: true, Dest: "m0", RuleIDs: []int{2}},
+		{Kind: nfrules.ChannelNFQUEUE, Num: 14, Dest: "m0", RuleIDs: []int{3}},
 	}
 	var rules []nfrules.PlannedRule
 	for i := range 4 {
@@ -322,6 +322,60 @@ func TestPipelineNetns(t *testing.T) {
 				t.Errorf("destination %+v, want %d packets", d, 4*count)
 			}
 		})
+	}
+}
+
+// TestPipelineNetnsOneGroupKeepsOrder: copies of every hook, inet and
+// netdev, with different snaplens, through one NFLOG group (as the compiler
+// plans for one destination) reach the sink in the order the kernel made
+// them: for each ping, the request at ingress (a frame), at prerouting (an
+// IP packet, cut to 64 bytes), then the reply at postrouting and at egress.
+func TestPipelineNetnsOneGroupKeepsOrder(t *testing.T) {
+	l := newLab(t)
+	l.nft(t, `
+table inet mtest {
+	chain pre {
+		type filter hook prerouting priority 0;
+		icmp type echo-request log group 31 snaplen 64 prefix "nfm:1"
+	}
+	chain post {
+		type filter hook postrouting priority 0;
+		icmp type echo-reply log group 31 prefix "nfm:2"
+	}
+}
+table netdev mtest {
+	chain in {
+		type filter hook ingress device "vr" priority 0;
+		icmp type echo-request log group 31 prefix "nfm:0"
+	}
+	chain out {
+		type filter hook egress device "vr" priority 0;
+		icmp type echo-reply log group 31 prefix "nfm:3"
+	}
+}
+`)
+	chans := []nfrules.Channel{{Kind: nfrules.ChannelNFLOG, Num: 31, Netdev: true, Dest: "m0", RuleIDs: []int{0, 1, 2, 3}}}
+	rules := []nfrules.PlannedRule{{ID: 0}, {ID: 1}, {ID: 2}, {ID: 3}}
+	sink := &recordSink{}
+	_, stop := startPipeline(t, l, Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}})
+	const count, size = 30, 200
+	if got := l.ping(t, count, "0.01", size); got != count {
+		t.Fatalf("%d of %d pings answered", got, count)
+	}
+	waitFor(t, func() bool { return len(sink.packets()) == 4*count })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		rule, n int
+		l2      bool
+	}
+	cycle := []want{{0, 14 + 28 + size, true}, {1, 64, false}, {2, 28 + size, false}, {3, 14 + 28 + size, true}}
+	for i, p := range sink.packets() {
+		w := cycle[i%4]
+		if p.RuleID != w.rule || len(p.Data) != w.n || p.L2 != w.l2 {
+			t.Fatalf("copy %d: rule %d, %d bytes, L2 %v; want rule %d, %d bytes, L2 %v (the kernel's order)", i, p.RuleID, len(p.Data), p.L2, w.rule, w.n, w.l2)
+		}
 	}
 }
 
@@ -487,8 +541,8 @@ table netdev mtest {
 }
 `)
 	chans := []nfrules.Channel{
-		{Kind: nfrules.ChannelNFLOG, Num: 21, Family: nfrules.FamilyInet, Hook: nfrules.HookPrerouting, Dest: "m0", Snaplen: snap, RuleIDs: []int{0}},
-		{Kind: nfrules.ChannelNFLOG, Num: 22, Family: nfrules.FamilyNetdev, Hook: nfrules.HookIngress, Device: "vr", Dest: "m0", Snaplen: snap, RuleIDs: []int{1}},
+		{Kind: nfrules.ChannelNFLOG, Num: 21, Dest: "m0", RuleIDs: []int{0}},
+		{Kind: nfrules.ChannelNFLOG, Num: 22, Netdev: true, Dest: "m0", RuleIDs: []int{1}},
 	}
 	rules := []nfrules.PlannedRule{{ID: 0}, {ID: 1}}
 	for _, reader := range []NFLOGReader{ReaderBuiltin, ReaderGoNFLOG} {

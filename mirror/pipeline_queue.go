@@ -56,7 +56,7 @@ func newQueue(n int, wake chan struct{}) *queue {
 // push copies the concatenation of parts into a free slot and wakes the
 // consumer. It reports false, copying nothing, when the queue is full or the
 // copy would pass the large-buffer budget. Only one goroutine may push.
-func (q *queue) push(ruleID, origLen int, parts ...[]byte) bool {
+func (q *queue) push(ruleID, origLen int, l2 bool, parts ...[]byte) bool {
 	t := q.tail.Load()
 	if t-q.head.Load() >= uint64(len(q.slots)) {
 		return false
@@ -103,7 +103,7 @@ func (q *queue) push(ruleID, origLen int, parts ...[]byte) bool {
 	for _, p := range parts {
 		s.Data = append(s.Data, p...)
 	}
-	s.RuleID, s.OrigLen = ruleID, origLen
+	s.RuleID, s.OrigLen, s.L2 = ruleID, origLen, l2
 	q.tail.Store(t + 1)
 	select {
 	case q.wake <- struct{}{}:

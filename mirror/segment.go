@@ -23,8 +23,9 @@ var zeroHeadroom [headroom]byte
 var errTooSmallMTU = errors.New("headers do not fit the port MTU")
 
 // segmenter turns one IP copy into the packets to put on a port: the copy
-// itself with its checksums recomputed, or, when it is larger than the MTU,
-// TCP segments or IP fragments. It reuses its buffers: what split returns is
+// itself with a partial checksum completed (see completeChecksum), or, when
+// it is larger than the MTU, TCP segments (their checksums computed) or IP
+// fragments (the packet's own checksum completed first). It reuses its buffers: what split returns is
 // valid until the next call. It is not safe for concurrent use.
 type segmenter struct {
 	buf    []byte
@@ -35,7 +36,8 @@ type segmenter struct {
 
 // split returns the packets to send for the IP packet pkt on a port with the
 // given MTU, each preceded by headroom spare bytes: frame[headroom:] is the
-// IP packet. A truncated copy is returned as it is.
+// IP packet. A truncated copy is returned as it is. Before fragmenting, it
+// completes a partial checksum in pkt itself; it changes pkt in no other way.
 func (s *segmenter) split(pkt []byte, mtu int, truncated bool) ([][]byte, error) {
 	s.buf = s.buf[:0]
 	s.offs = s.offs[:0]
@@ -45,17 +47,18 @@ func (s *segmenter) split(pkt []byte, mtu int, truncated bool) ([][]byte, error)
 		// As seen: a truncated copy cannot be checksummed or segmented.
 		s.emit(pkt)
 	case l.end <= mtu:
-		s.emit(pkt[:l.end])
-		fixChecksums(s.buf[s.offs[0]+headroom:])
+		completeChecksum(s.emit(pkt[:l.end]))
 	case l.proto == protoTCP && l.whole:
 		if err := s.tcp(pkt, l, mtu); err != nil {
 			return nil, err
 		}
 	case l.v4:
+		completeChecksum(pkt)
 		if err := s.frag4(pkt, l, mtu); err != nil {
 			return nil, err
 		}
 	default:
+		completeChecksum(pkt)
 		if err := s.frag6(pkt, l, mtu); err != nil {
 			return nil, err
 		}
@@ -143,8 +146,7 @@ func (s *segmenter) tcp(pkt []byte, l ipLayout, mtu int) error {
 // errShort reports a packet shorter than its headers say.
 var errShort = errors.New("packet shorter than its headers")
 
-// frag4 splits an IPv4 packet into fragments of at most mtu bytes, after
-// recomputing its L4 checksum when the packet is whole. A packet that is
+// frag4 splits an IPv4 packet into fragments of at most mtu bytes. A packet that is
 // already a fragment is split further (offsets add up, the last piece keeps
 // the original MF bit). DF is ignored: this is a copy.
 func (s *segmenter) frag4(pkt []byte, l ipLayout, mtu int) error {
@@ -187,35 +189,7 @@ func (s *segmenter) frag4(pkt []byte, l ipLayout, mtu int) error {
 		binary.BigEndian.PutUint16(h[6:], fo&0x4000|mf|uint16((base+off)/8))
 		ipv4HeaderChecksum(h)
 	}
-	// The L4 checksum of a whole packet covers all of it: compute it over
-	// the original data and store it in the first fragment.
-	if l.whole && (l.proto == protoTCP || l.proto == protoUDP) {
-		at := 6
-		if l.proto == protoTCP {
-			at = 16
-		}
-		if len(data) >= at+2 {
-			c := l4Sum(pkt, l.proto, data, at)
-			binary.BigEndian.PutUint16(s.buf[s.offs[0]+headroom+ihl+at:], c)
-		}
-	}
 	return nil
-}
-
-// l4Sum computes the TCP or UDP checksum of seg under the IP header ip
-// without modifying seg (the checksum field at offset at counts as zero).
-func l4Sum(ip []byte, proto uint8, seg []byte, at int) uint16 {
-	sum := pseudoSum(ip, proto, len(seg))
-	sum = csumAdd(sum, seg[:at])
-	sum = csumAdd(sum, seg[at+2:])
-	if at&1 == 1 {
-		panic("odd checksum offset")
-	}
-	c := csumFold(sum)
-	if c == 0 && proto == protoUDP {
-		c = 0xffff
-	}
-	return c
 }
 
 // laterOptions appends to dst the IPv4 options of opts that are copied into
@@ -246,7 +220,7 @@ func laterOptions(dst, opts []byte) []byte {
 }
 
 // frag6 splits an IPv6 packet into fragments with a fragment header after
-// its unfragmentable part, after recomputing its L4 checksum.
+// its unfragmentable part.
 func (s *segmenter) frag6(pkt []byte, l ipLayout, mtu int) error {
 	if !l.whole {
 		return fmt.Errorf("fragment an ipv6 packet that is a fragment already: %w", errors.ErrUnsupported)
@@ -264,22 +238,6 @@ func (s *segmenter) frag6(pkt []byte, l ipLayout, mtu int) error {
 	}
 	nh := pkt[nhAt]
 	data := pkt[uf:l.end]
-	var sum uint16
-	var sumAt int
-	if (l.proto == protoTCP || l.proto == protoUDP) && l.hdrLen < l.end {
-		sumAt = 6
-		if l.proto == protoTCP {
-			sumAt = 16
-		}
-		if l.hdrLen+sumAt+2 <= l.end {
-			sum = l4Sum(pkt, l.proto, pkt[l.hdrLen:l.end], sumAt)
-			sumAt += l.hdrLen - uf // offset in data
-		} else {
-			sumAt = -1
-		}
-	} else {
-		sumAt = -1
-	}
 	n := (len(data) + per - 1) / per
 	s.grow(len(data) + n*(headroom+uf+8))
 	s.fragID++
@@ -297,9 +255,6 @@ func (s *segmenter) frag6(pkt []byte, l ipLayout, mtu int) error {
 		f := s.emit(pkt[:uf], fh[:], chunk)
 		f[nhAt] = protoFragment
 		binary.BigEndian.PutUint16(f[4:], uint16(len(f)-40))
-		if sumAt >= off && sumAt+2 <= off+len(chunk) {
-			binary.BigEndian.PutUint16(f[uf+8+sumAt-off:], sum)
-		}
 	}
 	return nil
 }

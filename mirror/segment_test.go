@@ -36,7 +36,8 @@ func pseudo(ip []byte, proto byte, n int) []byte {
 }
 
 // testPacket builds an IPv4 or IPv6 packet with a TCP (32-byte header) or
-// UDP header and n payload bytes, with a bogus (partial) L4 checksum.
+// UDP header and n payload bytes, with a partial L4 checksum: the
+// pseudo-header sum the kernel leaves for the device to complete.
 func testPacket(v6 bool, proto byte, n int) []byte {
 	var ip []byte
 	var l4 []byte
@@ -79,7 +80,13 @@ func testPacket(v6 bool, proto byte, n int) []byte {
 		copy(ip[12:], []byte{198, 18, 0, 1, 198, 19, 0, 2})
 		ipv4HeaderChecksum(ip)
 	}
-	return append(append(ip, l4...), payload...)
+	pkt := append(append(ip, l4...), payload...)
+	at := len(ip) + 6
+	if proto == protoTCP {
+		at = len(ip) + 16
+	}
+	binary.BigEndian.PutUint16(pkt[at:], partialSeed(pkt, proto, len(l4)+n))
+	return pkt
 }
 
 func TestIPv4HeaderChecksumVector(t *testing.T) {
@@ -280,7 +287,7 @@ func TestSplitFragment(t *testing.T) {
 				t.Error("reassembled packet has a bad UDP checksum")
 			}
 			want := append([]byte(nil), pkt...)
-			copy(want[ipl+6:], got[ipl+6:ipl+8]) // the checksum was bogus on purpose
+			copy(want[ipl+6:], got[ipl+6:ipl+8]) // the checksum was partial on purpose
 			if !bytes.Equal(got, want) {
 				t.Errorf("reassembled packet differs from the original")
 			}
@@ -288,44 +295,59 @@ func TestSplitFragment(t *testing.T) {
 	}
 }
 
-func TestSplitSmallFixesChecksums(t *testing.T) {
+// TestSplitSmallCompletesPartialChecksums: a packet that fits the MTU gets a
+// partial checksum completed, and nothing else changes: a checksum that was
+// wrong in another way (as on the wire) stays wrong, and so does a broken
+// IPv4 header checksum.
+func TestSplitSmallCompletesPartialChecksums(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		for _, proto := range []byte{protoTCP, protoUDP} {
-			t.Run(fmt.Sprintf("v6=%v/proto%d", v6, proto), func(t *testing.T) {
-				pkt := testPacket(v6, proto, 100)
-				if !v6 {
-					pkt[10] ^= 0xff // broken IPv4 header checksum too
-				}
-				var s segmenter
-				frames, err := s.split(pkt, 1500, false)
-				if err != nil || len(frames) != 1 {
-					t.Fatalf("split: %d frames, %v", len(frames), err)
-				}
-				p := frames[0][headroom:]
-				ipl := 20
-				if v6 {
-					ipl = 40
-				}
-				if !v6 && naiveSum(p[:20]) != 0xffff {
-					t.Error("IPv4 header checksum not fixed")
-				}
-				if naiveSum(pseudo(p, proto, len(p)-ipl), p[ipl:]) != 0xffff {
-					t.Error("L4 checksum not fixed")
-				}
-				at := ipl + 6
-				if proto == protoTCP {
-					at = ipl + 16
-				}
-				want := append([]byte(nil), pkt...)
-				copy(want[at:at+2], p[at:at+2])
-				copy(want[10:12], p[10:12])
-				if v6 {
-					want[10], want[11] = pkt[10], pkt[11]
-				}
-				if !bytes.Equal(p, want) {
-					t.Error("split changed more than the checksums")
-				}
-			})
+			ipl := 20
+			if v6 {
+				ipl = 40
+			}
+			at := ipl + 6
+			if proto == protoTCP {
+				at = ipl + 16
+			}
+			for _, tc := range []struct {
+				name      string
+				mangle    func(p []byte)
+				wantValid bool
+			}{
+				{"partial", func([]byte) {}, true},
+				{"corrupt on the wire", func(p []byte) { p[at] ^= 0x5a }, false},
+			} {
+				t.Run(fmt.Sprintf("v6=%v/proto%d/%s", v6, proto, tc.name), func(t *testing.T) {
+					pkt := testPacket(v6, proto, 100)
+					tc.mangle(pkt)
+					if !v6 {
+						pkt[10] ^= 0xff // a broken IPv4 header checksum stays broken
+					}
+					orig := append([]byte(nil), pkt...)
+					var s segmenter
+					frames, err := s.split(pkt, 1500, false)
+					if err != nil || len(frames) != 1 {
+						t.Fatalf("split: %d frames, %v", len(frames), err)
+					}
+					p := frames[0][headroom:]
+					valid := naiveSum(pseudo(p, proto, len(p)-ipl), p[ipl:]) == 0xffff
+					if valid != tc.wantValid {
+						t.Errorf("L4 checksum valid = %v, want %v", valid, tc.wantValid)
+					}
+					want := append([]byte(nil), orig...)
+					copy(want[at:at+2], p[at:at+2])
+					if !bytes.Equal(p, want) {
+						t.Error("split changed more than the L4 checksum")
+					}
+					if !tc.wantValid && !bytes.Equal(p, orig) {
+						t.Error("split changed a checksum that was not partial")
+					}
+					if !bytes.Equal(pkt, orig) {
+						t.Error("split modified its input")
+					}
+				})
+			}
 		}
 	}
 }

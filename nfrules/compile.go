@@ -160,11 +160,10 @@ type compiler struct {
 	chans map[chanKey]int
 }
 
+// chanKey identifies a channel: one NFLOG group per destination, one
+// NFQUEUE queue per destination and snaplen (see Channel).
 type chanKey struct {
 	kind    ChannelKind
-	family  Family
-	hook    Hook // netdev only
-	device  string
 	dest    string
 	snaplen uint32
 }
@@ -298,11 +297,11 @@ func (c *compiler) compileBlocks(rs *Ruleset) {
 				counted = true
 				stmts := []string{"counter"}
 				for _, m := range logs {
-					ci := c.channel(ChannelNFLOG, fam, b, m, id)
+					ci := c.channel(ChannelNFLOG, fam, m, id)
 					pr.Channels = append(pr.Channels, ci)
 					ch := c.plan.Channels[ci]
-					kr.exprs = append(kr.exprs, logExpr(id, ch.Num, ch.Snaplen))
-					stmts = append(stmts, logText(id, ch.Num, ch.Snaplen))
+					kr.exprs = append(kr.exprs, logExpr(id, ch.Num, m.Snaplen))
+					stmts = append(stmts, logText(id, ch.Num, m.Snaplen))
 				}
 				kr.text = joinText(text, stmts, id)
 				ch.rules = append(ch.rules, kr)
@@ -311,7 +310,7 @@ func (c *compiler) compileBlocks(rs *Ruleset) {
 				queueChains[key]++
 				n := queueChains[key]
 				ch := newChain(fmt.Sprintf("%s_lossless%d", baseName, n), basePrio(b.Hook)+int32(n), true)
-				ci := c.channel(ChannelNFQUEUE, fam, b, m, id)
+				ci := c.channel(ChannelNFQUEUE, fam, m, id)
 				pr.Channels = append(pr.Channels, ci)
 				num := c.plan.Channels[ci].Num
 				kr := &kernelRule{id: id, pos: r.Pos, sets: matches.sets}
@@ -395,10 +394,10 @@ func parseRuleUserData(ud []byte) (int, bool) {
 	return id, true
 }
 
-func (c *compiler) channel(kind ChannelKind, fam Family, b *Block, m *Mirror, id int) int {
-	k := chanKey{kind: kind, family: fam, dest: m.Dest, snaplen: m.Snaplen}
-	if fam == FamilyNetdev {
-		k.hook, k.device = b.Hook, b.Device
+func (c *compiler) channel(kind ChannelKind, fam Family, m *Mirror, id int) int {
+	k := chanKey{kind: kind, dest: m.Dest}
+	if kind == ChannelNFQUEUE {
+		k.snaplen = m.Snaplen
 	}
 	i, ok := c.chans[k]
 	if !ok {
@@ -413,13 +412,11 @@ func (c *compiler) channel(kind ChannelKind, fam Family, b *Block, m *Mirror, id
 			}
 		}
 		i = len(c.plan.Channels)
-		c.plan.Channels = append(c.plan.Channels, Channel{
-			Kind: kind, Num: base + n, Family: fam, Hook: b.Hook, Device: k.device,
-			Dest: m.Dest, Snaplen: m.Snaplen,
-		})
+		c.plan.Channels = append(c.plan.Channels, Channel{Kind: kind, Num: base + n, Dest: m.Dest, Snaplen: k.snaplen})
 		c.chans[k] = i
 	}
 	ch := &c.plan.Channels[i]
+	ch.Netdev = ch.Netdev || fam == FamilyNetdev
 	if len(ch.RuleIDs) == 0 || ch.RuleIDs[len(ch.RuleIDs)-1] != id {
 		ch.RuleIDs = append(ch.RuleIDs, id)
 	}

@@ -81,26 +81,27 @@ func TestCompileChannelsAndRules(t *testing.T) {
 		num     uint16
 		dest    string
 		snaplen uint32
-		fam     Family
+		netdev  bool
 		rules   string
 	}
+	// One NFLOG group per destination, whatever the hook, family or
+	// snaplen: copies to a destination keep the kernel's order.
 	want := []ch{
-		{ChannelNFLOG, 100, "span0", 0, FamilyInet, "[0 1 3]"},
-		{ChannelNFLOG, 101, "span1", 128, FamilyInet, "[1]"},
-		{ChannelNFQUEUE, 200, "span0", 0, FamilyInet, "[2]"},
-		{ChannelNFLOG, 102, "span0", 0, FamilyNetdev, "[4]"},
+		{ChannelNFLOG, 100, "span0", 0, true, "[0 1 3 4]"},
+		{ChannelNFLOG, 101, "span1", 0, false, "[1]"},
+		{ChannelNFQUEUE, 200, "span0", 0, false, "[2]"},
 	}
 	if len(p.Channels) != len(want) {
 		t.Fatalf("got %d channels %+v, want %d", len(p.Channels), p.Channels, len(want))
 	}
 	for i, w := range want {
 		c := p.Channels[i]
-		got := ch{c.Kind, c.Num, c.Dest, c.Snaplen, c.Family, fmtInts(c.RuleIDs)}
+		got := ch{c.Kind, c.Num, c.Dest, c.Snaplen, c.Netdev, fmtInts(c.RuleIDs)}
 		if got != w {
 			t.Errorf("channel %d = %+v, want %+v", i, got, w)
 		}
 	}
-	wantRules := []string{"[0]", "[0 1]", "[2]", "[0]", "[3]"}
+	wantRules := []string{"[0]", "[0 1]", "[2]", "[0]", "[0]"}
 	if len(p.Rules) != 5 {
 		t.Fatalf("got %d rules, want 5", len(p.Rules))
 	}

@@ -25,23 +25,29 @@ func (k ChannelKind) String() string {
 }
 
 // Channel is one NFLOG group or NFQUEUE queue that the compiled rules copy
-// packets to, and where userspace must replay them. Rules that share a
-// destination, a family, a hook kind, a snaplen and a kind share a channel.
+// packets to, and where userspace must replay them.
+//
+// Every best-effort rule that copies to a destination shares one NFLOG group,
+// whatever its hook, family or snaplen: one group is one ordered queue in the
+// kernel, so the copies reach the destination in the order the kernel made
+// them (a snaplen is per rule: nft's "log snaplen"). Lossless rules share one
+// NFQUEUE queue per destination and snaplen, because a queue's copy range is
+// set once for the queue.
 type Channel struct {
-	Kind    ChannelKind
-	Num     uint16 // NFLOG group or NFQUEUE queue number
-	Family  Family
-	Hook    Hook   // for netdev channels, HookIngress or HookEgress; for inet, the first hook using it
-	Device  string // for netdev channels, the device the block reads
-	Dest    string // the mirror interface copies are replayed onto
-	Snaplen uint32 // 0 = whole packet
+	Kind ChannelKind
+	Num  uint16 // NFLOG group or NFQUEUE queue number
+	Dest string // the mirror destination copies are written to
+	// Snaplen is the copy range of an NFQUEUE queue (0 = whole packet).
+	// NFLOG groups copy whole packets up to each rule's own snaplen, so it
+	// is 0 for them.
+	Snaplen uint32
+	// Netdev is true when rules of netdev blocks copy to this channel: some
+	// of its copies are whole Ethernet frames, told apart per copy by the
+	// family the kernel reports.
+	Netdev bool
 	// RuleIDs lists the rules (Plan.Rules indices) that copy to this channel.
 	RuleIDs []int
 }
-
-// L2 reports whether copies on this channel are whole Ethernet frames to be
-// written byte-exact (netdev blocks) rather than IP packets to be routed.
-func (c *Channel) L2() bool { return c.Family == FamilyNetdev }
 
 // PlannedRule is one rule of the source file as compiled, for listings,
 // counters and status.

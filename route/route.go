@@ -86,6 +86,10 @@ type Port struct {
 	Table int              // routing table holding the port's default routes
 	MTU   int              // interface MTU
 	MAC   net.HardwareAddr // the port's own MAC: destination of copies, NOARP
+	// FamilyOff names the IP families ("ipv4", "ipv6") the host has turned
+	// off on this port (disable_ipv6) or altogether: their rule or route
+	// could not be added, and copies of that family have no way out.
+	FamilyOff []string
 }
 
 // linkState is what Setup found on a destination link and what it changed,

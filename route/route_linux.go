@@ -191,17 +191,79 @@ func (r *Routing) applyLink(ls *linkState) (Port, error) {
 		}
 		ls.SetUp = ls.SetUp || !ls.WasUp
 	}
+	off := map[int]bool{}
 	for _, rule := range rulesFor(r.cfg, ls.Mark, ls.Table) {
-		if err := r.h.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
+		err := r.h.RuleAdd(rule)
+		switch {
+		case err == nil || errors.Is(err, unix.EEXIST):
+		case familyOff(err):
+			off[rule.Family] = true
+		default:
 			return Port{}, fmt.Errorf("add %s fwmark %#x rule: %w", family(rule.Family), ls.Mark, err)
 		}
 	}
 	for _, rt := range routesFor(ls.Table, ls.Index) {
-		if err := r.h.RouteReplace(rt); err != nil {
+		if off[rt.Family] {
+			continue
+		}
+		err := r.h.RouteReplace(rt)
+		switch {
+		case err == nil:
+		case familyOff(err):
+			off[rt.Family] = true
+		default:
 			return Port{}, fmt.Errorf("add %s default route dev %s table %d: %w", family(rt.Family), ls.Name, ls.Table, err)
 		}
 	}
-	return Port{Name: ls.Name, Index: a.Index, Mark: ls.Mark, Table: ls.Table, MTU: a.MTU, MAC: a.HardwareAddr}, nil
+	p := Port{Name: ls.Name, Index: a.Index, Mark: ls.Mark, Table: ls.Table, MTU: a.MTU, MAC: a.HardwareAddr}
+	for _, f := range []int{unix.AF_INET, unix.AF_INET6} {
+		if off[f] {
+			p.FamilyOff = append(p.FamilyOff, family(f))
+		}
+	}
+	return p, nil
+}
+
+// familyOff reports whether adding a rule or route failed because the host
+// has the family turned off: IPv6 disabled on the device (disable_ipv6 gives
+// EACCES) or not in the kernel at all (EAFNOSUPPORT).
+func familyOff(err error) bool {
+	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EAFNOSUPPORT)
+}
+
+// Lookup returns the ifindex of the device that the default route of the
+// routing table sends each family's packets to, 0 for a family without one:
+// the device a destination's copies leave by. An operator may point the
+// table elsewhere (ip route replace default dev X table T); the writer
+// follows.
+func Lookup(h *netlink.Handle, table int) (v4, v6 int, err error) {
+	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
+		routes, lerr := h.RouteListFiltered(fam, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+		if lerr != nil {
+			if familyOff(lerr) {
+				continue
+			}
+			return 0, 0, fmt.Errorf("list %s routes of table %d: %w", family(fam), table, lerr)
+		}
+		idx := 0
+		for _, rt := range routes {
+			if rt.Dst != nil {
+				if ones, _ := rt.Dst.Mask.Size(); ones != 0 {
+					continue // not the default route
+				}
+			}
+			if rt.LinkIndex > 0 {
+				idx = rt.LinkIndex
+				break
+			}
+		}
+		if fam == unix.AF_INET {
+			v4 = idx
+		} else {
+			v6 = idx
+		}
+	}
+	return v4, v6, nil
 }
 
 // Ports returns the mirror ports, in the order of the destinations given to

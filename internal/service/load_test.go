@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -66,15 +67,28 @@ func TestStatusTable(t *testing.T) {
 		Started: time.Now().Add(-time.Minute),
 		RuleStats: []RuleStatus{{ID: 0, Pos: "rules.nft:3:5", Text: `tcp dport 80 mirror to "span0"`, Matched: 12, Mirrored: 11,
 			Dropped: mirror.RuleDrops{QueueFull: 1}}},
-		Destinations: []mirror.DestStats{{Name: "span0", Packets: 11, Bytes: 990}},
-		Channels:     []mirror.ChannelStats{{Kind: "nflog", Num: 6000, Hook: "prerouting", Received: 12, SeqGaps: 3}},
+		Destinations: []DestinationStatus{{
+			DestStats: mirror.DestStats{Name: "span0", Packets: 11, Bytes: 990, Errors: 2},
+			Writer: mirror.WriterStats{
+				Devices: []mirror.WriterDevice{{Families: []string{"ipv4"}, Name: "span0", MTU: 1500, Segments: "nfmirror"}},
+				IP:      9, Ethernet: 2, Segmented: 1, NoRoute: 2,
+			},
+		}},
+		Channels: []mirror.ChannelStats{{Kind: "nflog", Num: 6000, Dest: "span0", Received: 12, SeqGaps: 3}},
 	}
 	var b bytes.Buffer
 	st.WriteTable(&b)
 	out := b.String()
-	for _, want := range []string{"RULE", "MATCHED", `tcp dport 80 mirror to "span0"`, "rules.nft:3:5", "span0", "990", "nflog 6000", "LOST IN KERNEL"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("status table lacks %q:\n%s", want, out)
+	// Each row carries its own figures, in the order of its header.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\s*0\s+12\s+11\s+1\s+0\s+0\s+rules\.nft:3:5\s+tcp dport 80 mirror to "span0"\s*$`),
+		regexp.MustCompile(`(?m)^\s*DESTINATION\s+PACKETS\s+BYTES\s+ERRORS\s+NO ROUTE\s*$`),
+		regexp.MustCompile(`(?m)^\s*span0\s+11\s+990\s+2\s+2\s*$`),
+		regexp.MustCompile(`(?m)^span0: ipv4 by device span0 \(mtu 1500, larger copies cut by nfmirror\); 9 IP copies framed, 2 Ethernet frames as seen, 1 segmented here`),
+		regexp.MustCompile(`(?m)^\s*nflog 6000\s+span0\s+12\s+3\s+0\s+0\s+0\s*$`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("status table lacks a line matching %s:\n%s", want, out)
 		}
 	}
 	var j bytes.Buffer

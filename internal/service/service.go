@@ -41,15 +41,15 @@ type Config struct {
 // new rules start using them and no copy falls between the two.
 const generationSpan = 500
 
-// instance is one generation: a compiled plan with the sinks and the
+// instance is one generation: a compiled plan with the writers and the
 // pipeline serving it.
 type instance struct {
 	plan     *nfrules.Plan
 	pipeline *mirror.Pipeline
-	sinks    []mirror.Sink
+	writers  map[string]*mirror.Writer // by destination
 	cancel   context.CancelFunc
 	done     chan error // receives Run's result once
-	stopped  bool       // stop ran: done is drained, sinks closed
+	stopped  bool       // stop ran: done is drained, writers closed
 }
 
 // Run installs the rules and mirrors until ctx is cancelled, then removes
@@ -152,6 +152,7 @@ func (s *server) run(ctx context.Context) (err error) {
 		return fmt.Errorf("set up mirror ports: %w", err)
 	}
 	s.ports, s.dests = ports, dests
+	s.logFamiliesOff()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	links := s.watchLinks(watchCtx)
@@ -175,8 +176,14 @@ func (s *server) run(ctx context.Context) (err error) {
 		defer func() { cancel(); <-ctlDone }()
 	}
 
+	// The writers follow their tables' routes: on every link change, and
+	// every lookupInterval for a route an operator moved.
+	lookups := time.NewTicker(lookupInterval)
+	defer lookups.Stop()
 	for {
 		select {
+		case <-lookups.C:
+			s.refreshWriters()
 		case <-ctx.Done():
 			s.log.Info("stopping: removing rules, routes and interface settings")
 			return nil
@@ -190,44 +197,45 @@ func (s *server) run(ctx context.Context) (err error) {
 			s.reload(ctx, h)
 		case name := <-links:
 			s.reapply(name)
+			s.refreshWriters()
 		}
 	}
 }
 
-// start builds the sinks and the pipeline for plan and starts reading its
+// start opens the writers and the pipeline for plan and starts reading its
 // channels. The pipeline's sockets are bound when start returns, so rules
 // installed after it never copy to a group nobody reads.
 func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*instance, error) {
 	if s.ports == nil {
 		return nil, errors.New("no mirror port is set up")
 	}
-	byDest, sinks, err := s.openSinks(plan)
+	writers, err := s.openWriters(plan)
 	if err != nil {
 		return nil, err
 	}
 	p, err := mirror.NewPipeline(mirror.Config{
 		Channels:    plan.Channels,
 		Rules:       plan.Rules,
-		Sinks:       byDest,
+		Sinks:       sinks(writers),
 		QueueLen:    s.cfg.QueueLen,
 		InetReader:  s.cfg.InetReader,
 		QueueReader: s.cfg.QueueReader,
 		Log:         s.log,
 	})
 	if err != nil {
-		closeSinks(sinks)
+		closeWriters(writers)
 		return nil, fmt.Errorf("start copy pipeline: %w", err)
 	}
 	s.limitMemory(s.inst, &instance{pipeline: p}) // the old one runs until the swap
 	pctx, cancel := context.WithCancel(ctx)
-	inst := &instance{plan: plan, pipeline: p, sinks: sinks, cancel: cancel, done: make(chan error, 1)}
+	inst := &instance{plan: plan, pipeline: p, writers: writers, cancel: cancel, done: make(chan error, 1)}
 	go func() { inst.done <- p.Run(pctx) }()
 	select {
 	case <-p.Ready():
 		return inst, nil
 	case err := <-inst.done:
 		cancel()
-		closeSinks(sinks)
+		closeWriters(writers)
 		if err == nil {
 			err = errors.New("stopped before it was ready")
 		}
@@ -244,7 +252,7 @@ func (s *server) running() <-chan error {
 	return s.inst.done
 }
 
-// stop stops inst's pipeline and closes its sinks; stopping twice is a no-op.
+// stop stops inst's pipeline and closes its writers; stopping twice is a no-op.
 func (s *server) stop(inst *instance) {
 	if inst == nil || inst.stopped {
 		return
@@ -254,13 +262,7 @@ func (s *server) stop(inst *instance) {
 	if err := <-inst.done; err != nil {
 		s.log.Warn("copy pipeline", "err", err)
 	}
-	closeSinks(inst.sinks)
-}
-
-func closeSinks(sinks []mirror.Sink) {
-	for _, k := range sinks {
-		k.Close()
-	}
+	closeWriters(inst.writers)
 }
 
 // reload re-reads the rules file and swaps to it; on any error the running
@@ -298,6 +300,7 @@ func (s *server) reload(ctx context.Context, h *netlink.Handle) {
 			return
 		}
 		s.ports, s.dests = ports, dests
+		s.logFamiliesOff()
 		inst, err := s.start(ctx, plan)
 		if err != nil {
 			s.log.Error("reload: start pipeline", "err", err)
@@ -394,4 +397,31 @@ func (s *server) reapply(name string) {
 		return
 	}
 	s.log.Debug("mirror port routing applied", "port", name)
+}
+
+// lookupInterval is how often the writers look up the devices their tables
+// route to, besides on every link change.
+const lookupInterval = 2 * time.Second
+
+// refreshWriters has every writer of the running generation look up its
+// devices again (a moved route, a changed MTU, a device back).
+func (s *server) refreshWriters() {
+	if s.inst == nil || s.inst.stopped {
+		return
+	}
+	for name, w := range s.inst.writers {
+		if err := w.Refresh(); err != nil {
+			s.log.Debug("look up mirror devices", "dest", name, "err", err)
+		}
+	}
+}
+
+// logFamiliesOff says once, at setup, which IP families the host has turned
+// off on a mirror port: their copies cannot leave and are counted as errors.
+func (s *server) logFamiliesOff() {
+	for _, p := range s.ports.Ports() {
+		for _, f := range p.FamilyOff {
+			s.log.Warn("an IP family is off on the mirror port: its copies are counted as errors (NO ROUTE), the other family is mirrored", "port", p.Name, "family", f)
+		}
+	}
 }

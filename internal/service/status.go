@@ -21,8 +21,15 @@ type Status struct {
 	// CountersError is set when the kernel's rule counters could not be read.
 	CountersError string                `json:"counters_error,omitempty"`
 	RuleStats     []RuleStatus          `json:"rules"`
-	Destinations  []mirror.DestStats    `json:"destinations"`
+	Destinations  []DestinationStatus   `json:"destinations"`
 	Channels      []mirror.ChannelStats `json:"channels"`
+}
+
+// DestinationStatus is one mirror destination: what the pipeline handed its
+// writer, and how the writer's copies leave (devices, framing, segmenting).
+type DestinationStatus struct {
+	mirror.DestStats
+	Writer mirror.WriterStats `json:"writer"`
 }
 
 // RuleStatus is one rule of the file with its counters.
@@ -71,7 +78,13 @@ func (s *server) status() Status {
 	if u, ok := byID[-1]; ok {
 		st.RuleStats = append(st.RuleStats, RuleStatus{ID: -1, Text: "(rule unknown)", Received: u.Received, Mirrored: u.Mirrored, Dropped: u.Dropped})
 	}
-	st.Destinations = snap.Destinations
+	for _, d := range snap.Destinations {
+		ds := DestinationStatus{DestStats: d}
+		if w := inst.writers[d.Name]; w != nil {
+			ds.Writer = w.Stats()
+		}
+		st.Destinations = append(st.Destinations, ds)
+	}
 	st.Channels = snap.Channels
 	return st
 }
@@ -100,20 +113,19 @@ func (st *Status) WriteTable(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "DESTINATION\tPACKETS\tBYTES\tERRORS\t")
+	fmt.Fprintln(tw, "DESTINATION\tPACKETS\tBYTES\tERRORS\tNO ROUTE\t")
 	for _, d := range st.Destinations {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", d.Name, d.Packets, d.Bytes, d.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", d.Name, d.Packets, d.Bytes, d.Errors, d.Writer.NoRoute)
 	}
 	tw.Flush()
+	for _, d := range st.Destinations {
+		fmt.Fprintf(w, "%s: %s\n", d.Name, d.Writer.Describe())
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "CHANNEL\tHOOK\tRECEIVED\tLOST IN KERNEL\tENOBUFS\tQUEUE FULL\tPARSE ERR\t")
+	fmt.Fprintln(tw, "CHANNEL\tDESTINATION\tRECEIVED\tLOST IN KERNEL\tENOBUFS\tQUEUE FULL\tPARSE ERR\t")
 	for _, c := range st.Channels {
-		hook := c.Hook
-		if c.Device != "" {
-			hook += " " + c.Device
-		}
-		fmt.Fprintf(tw, "%s %d\t%s\t%d\t%d\t%d\t%d\t%d\t\n", c.Kind, c.Num, hook, c.Received, c.SeqGaps, c.ENOBUFS, c.QueueFull, c.ParseErrors)
+		fmt.Fprintf(tw, "%s %d\t%s\t%d\t%d\t%d\t%d\t%d\t\n", c.Kind, c.Num, c.Dest, c.Received, c.SeqGaps, c.ENOBUFS, c.QueueFull, c.ParseErrors)
 	}
 	tw.Flush()
 }
