@@ -136,6 +136,15 @@ func newLab(t *testing.T) *lab {
 }
 
 func (l *lab) close() {
+	if dir := os.Getenv("NFMIRROR_KEEP_CAPTURES"); dir != "" && l.t.Failed() {
+		// Keep the captures of a failed test for a closer look.
+		files, _ := filepath.Glob(filepath.Join(l.dir, "*.pcap"))
+		for _, f := range files {
+			if b, err := os.ReadFile(f); err == nil {
+				os.WriteFile(filepath.Join(dir, l.t.Name()+"-"+filepath.Base(f)), b, 0o644)
+			}
+		}
+	}
 	l.mu.Lock()
 	procs := l.procs
 	l.mu.Unlock()
