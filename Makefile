@@ -15,10 +15,10 @@ STATICCHECK_VERSION := v0.7.0
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 
 # Debian packages the tests and the demo drive: nft (the oracle), tcpdump,
-# tshark (a second checksum oracle), iperf3, curl, ping, ip, ethtool (the
-# test labs turn offloads off on their mirror ports). Installed only
-# when a tool is missing.
-DEB_TOOLS := nft:nftables tcpdump:tcpdump tshark:tshark iperf3:iperf3 curl:curl ping:iputils-ping ip:iproute2 python3:python3 ethtool:ethtool
+# tshark (the analyzer that judges the mirror: checksums, TCP analysis,
+# stream reassembly), iperf3, curl, ping, ip, python3 (an HTTP server).
+# Installed only when a tool is missing.
+DEB_TOOLS := nft:nftables tcpdump:tcpdump tshark:tshark iperf3:iperf3 curl:curl ping:iputils-ping ip:iproute2 python3:python3
 
 .PHONY: all build deps lint unit integration test demo fuzz bench clean
 

@@ -50,7 +50,8 @@ import (
 //     TCP super-packets whole, with a virtio_net_hdr (GSO). A veth or any
 //     other virtual device would pass a super-packet to its peer whole, so
 //     it never gets one. The operator's offload settings are never changed.
-//   - Truncated copies (snaplen) are written as they are.
+//   - Truncated copies (snaplen) are written as they are, cut again at the
+//     MTU if the snaplen was larger than the device carries.
 //
 // All copies of a destination go through one socket per device, in the
 // order they are given: the order the kernel made them in.
@@ -454,8 +455,16 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 		ip = ip[:l.end]
 	}
 	switch {
-	case !whole || l.end <= e.mtu:
-		if whole && completeChecksum(ip) {
+	case !whole:
+		// As seen; a copy cut by a snaplen larger than the port carries
+		// is cut again at the port's MTU.
+		if ok && len(ip) > e.mtu {
+			ip = ip[:e.mtu]
+		}
+		w.add(e, nil, link, ip, proto, i, failed)
+		return nil
+	case l.end <= e.mtu:
+		if completeChecksum(ip) {
 			w.c.checksums.Add(1)
 		}
 		w.add(e, nil, link, ip, proto, i, failed)
