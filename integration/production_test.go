@@ -256,4 +256,3 @@ func TestIPv4OnlyRouter(t *testing.T) {
 		t.Errorf("the router changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
-
