@@ -272,3 +272,30 @@ func TestReapplyAfterRecreate(t *testing.T) {
 		t.Errorf("link flags not back: %s", ls)
 	}
 }
+
+// TestSetupIPv6Off: with IPv6 disabled on the port, Setup installs the IPv4
+// rule and route, reports IPv6 off, Lookup finds the port for IPv4 only, and
+// Undo leaves the namespace as it was.
+func TestSetupIPv6Off(t *testing.T) {
+	n := portNS(t)
+	n.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.span0.disable_ipv6=1")
+	before := settled(t, n)
+	r, err := Setup(n.Handle(t), Config{StateDir: t.TempDir()}, []string{"span0"})
+	if err != nil {
+		t.Fatalf("Setup with IPv6 off on the port: %v", err)
+	}
+	p := r.Ports()[0]
+	if strings.Join(p.FamilyOff, ",") != "ipv6" {
+		t.Errorf("FamilyOff = %v, want [ipv6]", p.FamilyOff)
+	}
+	v4, v6, err := Lookup(n.Handle(t), p.Table)
+	if err != nil || v4 != p.Index || v6 != 0 {
+		t.Errorf("Lookup = %d, %d, %v; want %d for IPv4 and none for IPv6", v4, v6, err, p.Index)
+	}
+	if err := r.Undo(); err != nil {
+		t.Fatalf("Undo: %v", err)
+	}
+	if after := settled(t, n); after != before {
+		t.Errorf("namespace changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
