@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/nfmirror/nfmirror/nfrules"
 )
 
@@ -84,6 +86,9 @@ type Pipeline struct {
 	ready    chan struct{}
 	ran      bool
 	mu       sync.Mutex
+
+	drain     chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
 
 // chanState is the reader side of one channel.
@@ -139,6 +144,7 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 		log:      log,
 		counters: newCounters(cfg.Rules, cfg.Channels),
 		ready:    make(chan struct{}),
+		drain:    make(chan struct{}),
 	}
 	byDest := make(map[string]*destWorker)
 	seen := make(map[[2]int]bool)
@@ -201,11 +207,12 @@ type source interface {
 	Close() error
 }
 
-// Run opens every source, then reads and replays copies until ctx is
-// cancelled; it returns nil on cancel, after every goroutine it started has
-// returned and every socket it opened is closed. It returns an error when a
-// source cannot be opened or fails. Sinks are left open. Run may be called
-// once.
+// Run opens every source, then reads and writes copies until ctx is
+// cancelled or a Drain completes; it returns nil then, after every goroutine
+// it started has returned and every socket it opened is closed. Cancelling
+// ctx discards the copies still queued; a drain writes them all. It returns
+// an error when a source cannot be opened or fails. Sinks are left open.
+// Run may be called once.
 func (p *Pipeline) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.ran {
@@ -215,8 +222,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.ran = true
 	p.mu.Unlock()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
 	srcs := make([]source, 0, len(p.chans))
 	defer func() {
 		for _, s := range srcs {
@@ -224,7 +232,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}()
 	for _, cs := range p.chans {
-		cs.done = ctx.Done() // before the source starts reading
+		cs.done = readCtx.Done() // before the source starts reading
 		s, err := openSource(cs, p.cfg, p.log)
 		if err != nil {
 			return fmt.Errorf("open %s %d: %w", cs.ch.Kind, cs.ch.Num, err)
@@ -234,29 +242,78 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	close(p.ready)
 	p.log.Info("pipeline running", "channels", len(srcs), "destinations", len(p.dests))
 
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	fail := func(err error) {
-		if err != nil {
-			errOnce.Do(func() { firstErr = err; cancel() })
-		}
-	}
+	readersDone := make(chan struct{})
+	var readers errgroup.Group
 	for i, s := range srcs {
 		ch := p.chans[i].ch
-		wg.Go(func() {
-			if err := s.Run(ctx); err != nil {
-				fail(fmt.Errorf("read %s %d: %w", ch.Kind, ch.Num, err))
+		readers.Go(func() error {
+			if err := s.Run(readCtx); err != nil {
+				return fmt.Errorf("read %s %d: %w", ch.Kind, ch.Num, err)
 			}
+			return nil
 		})
 	}
+	g.Go(func() error {
+		defer close(readersDone)
+		return readers.Wait()
+	})
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-p.drain:
+			// The kernel makes no more copies for these channels: read
+			// until they have been quiet for a while (a batch the kernel
+			// still holds is flushed within nflogTimeout), then stop.
+			p.waitQuiet(ctx)
+			stopReading()
+		}
+		return nil
+	})
 	for _, d := range p.dests {
-		wg.Go(func() { fail(d.Run(ctx)) })
+		g.Go(func() error { return d.Run(ctx, readersDone) })
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
+}
+
+// drainQuiet is how long every channel of a draining pipeline must receive
+// nothing before its readers stop: longer than the kernel holds a batch
+// (nflogTimeout, 10 ms).
+const drainQuiet = 50 * time.Millisecond
+
+// Drain asks a running pipeline to finish gracefully, once the kernel no
+// longer copies to its channels (the rules that used them are gone): its
+// readers read what the kernel still has for them until the channels have
+// been quiet for a moment, its writers write everything queued, and Run
+// returns nil. Drain does not wait; calling it twice is harmless.
+func (p *Pipeline) Drain() {
+	p.drainOnce.Do(func() { close(p.drain) })
+}
+
+// waitQuiet returns once no channel received a copy for drainQuiet, or ctx
+// is done.
+func (p *Pipeline) waitQuiet(ctx context.Context) {
+	received := func() uint64 {
+		var n uint64
+		for _, cs := range p.chans {
+			n += cs.cnt.received.Load()
+		}
+		return n
+	}
+	t := time.NewTicker(drainQuiet)
+	defer t.Stop()
+	last := received()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := received(); n != last {
+			last = n
+			continue
+		}
+		return
+	}
 }
 
 // deliver counts one copy read from the kernel and queues it for the sink.
@@ -312,9 +369,10 @@ func (cs *chanState) pushWait(ruleID, origLen int, l2 bool, parts [][]byte) bool
 	}
 }
 
-// Run sends queued copies until ctx is cancelled; copies still queued then
-// are discarded. It returns nil.
-func (d *destWorker) Run(ctx context.Context) error {
+// Run sends queued copies until ctx is cancelled, when copies still queued
+// are discarded, or until readersDone is closed and every queue is empty. It
+// returns nil.
+func (d *destWorker) Run(ctx context.Context, readersDone <-chan struct{}) error {
 	bs, batched := d.sink.(BatchSink)
 	var (
 		pkts = make([]*Packet, 0, destBurst)
@@ -348,14 +406,30 @@ func (d *destWorker) Run(ctx context.Context) error {
 			q.releaseN(len(pkts))
 			sent = true
 		}
-		if !sent {
-			select {
-			case <-ctx.Done():
+		if sent {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-readersDone:
+			if d.empty() {
 				return nil
-			case <-d.wake:
 			}
+			readersDone = nil // the queues still hold copies: send them
 		}
 	}
+}
+
+// empty reports whether every queue of the destination is empty.
+func (d *destWorker) empty() bool {
+	for _, q := range d.queues {
+		if q.len() > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // destBurst is how many copies of one queue a destination sends before it

@@ -135,7 +135,7 @@ func runDests(p *Pipeline) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, d := range p.dests {
-		wg.Go(func() { _ = d.Run(ctx) })
+		wg.Go(func() { _ = d.Run(ctx, nil) })
 	}
 	return func() { cancel(); wg.Wait() }
 }

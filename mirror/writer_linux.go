@@ -86,6 +86,7 @@ type egress struct {
 	mac     net.HardwareAddr
 	ether   bool // frames carry an Ethernet header
 	hwGSO   bool // the device segments TCP itself: super-packets go whole
+	carrier bool // up with carrier: frames can leave
 	fd      int
 }
 
@@ -208,6 +209,11 @@ func (w *Writer) update(e *egress, link netlink.Link) error {
 	} else if e.mtu != a.MTU {
 		w.log.Info("mirror device MTU changed", "dest", w.dest.Name, "device", a.Name, "mtu", a.MTU, "was", e.mtu)
 	}
+	carrier := a.RawFlags&unix.IFF_UP != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0
+	if e.fd >= 0 && e.name != "" && carrier != e.carrier {
+		w.log.Info("mirror device carrier changed", "dest", w.dest.Name, "device", a.Name, "carrier", carrier)
+	}
+	e.carrier = carrier
 	e.name, e.mtu = a.Name, a.MTU
 	e.mac = slices.Clone(a.HardwareAddr)
 	e.ether = a.EncapType == "ether" && len(e.mac) == 6
@@ -312,6 +318,9 @@ var (
 	// errNotEthernet is counted for an Ethernet frame bound for a device
 	// without Ethernet headers.
 	errNotEthernet = errors.New("an Ethernet frame for a device without Ethernet headers")
+	// ErrNoCarrier is counted for a copy bound for a device that is down
+	// or has no carrier: nothing would carry it.
+	ErrNoCarrier = errors.New("the mirror device is down or has no carrier")
 )
 
 // Send writes one copy.
@@ -355,8 +364,11 @@ func (w *Writer) sendBatch(pkts []*Packet, errs []error) bool {
 	for i := range pkts {
 		if errs[i] != nil {
 			w.c.errors.Add(1)
-			if errors.Is(errs[i], ErrNoRoute) {
+			switch {
+			case errors.Is(errs[i], ErrNoRoute):
 				w.c.noRoute.Add(1)
+			case errors.Is(errs[i], ErrNoCarrier):
+				w.c.noCarrier.Add(1)
 			}
 		}
 	}
@@ -368,7 +380,7 @@ func (w *Writer) sendBatch(pkts []*Packet, errs []error) bool {
 func (w *Writer) lookAgain(errs []error) bool {
 	stale := false
 	for _, err := range errs {
-		if err != nil && (errors.Is(err, ErrNoRoute) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) ||
+		if err != nil && (errors.Is(err, ErrNoRoute) || errors.Is(err, ErrNoCarrier) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) ||
 			errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.EMSGSIZE)) {
 			stale = true
 			break
@@ -423,6 +435,9 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 		if !e.ether {
 			return errNotEthernet
 		}
+		if !e.carrier {
+			return ErrNoCarrier
+		}
 		w.c.l2.Add(1)
 		f := p.Data
 		mac, etype := macHeaderLen(f)
@@ -438,6 +453,9 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 		ip, v6 = p.Data, p.Data[0]>>4 == 6
 		if e = w.out[b2i(v6)]; e == nil {
 			return ErrNoRoute
+		}
+		if !e.carrier {
+			return ErrNoCarrier
 		}
 		w.c.framed.Add(1)
 		if e.ether {
@@ -570,7 +588,7 @@ func (w *Writer) Close() error {
 
 // writerCounters count what a writer did.
 type writerCounters struct {
-	packets, frames, framed, l2, segmented, gso, checksums, errors, noRoute, lookups atomic.Uint64
+	packets, frames, framed, l2, segmented, gso, checksums, errors, noRoute, noCarrier, lookups atomic.Uint64
 }
 
 // Stats returns the writer's counters and devices.
@@ -586,13 +604,13 @@ func (w *Writer) Stats() WriterStats {
 			devs[0].Families = append(devs[0].Families, fam)
 			continue
 		}
-		devs = append(devs, WriterDevice{Families: []string{fam}, Name: e.name, MTU: e.mtu, Segments: e.segmentation()})
+		devs = append(devs, WriterDevice{Families: []string{fam}, Name: e.name, MTU: e.mtu, Segments: e.segmentation(), Carrier: e.carrier})
 	}
 	w.mu.Unlock()
 	c := &w.c
 	return WriterStats{
 		Devices: devs, Packets: c.packets.Load(), Frames: c.frames.Load(), IP: c.framed.Load(), Ethernet: c.l2.Load(),
 		Segmented: c.segmented.Load(), GSO: c.gso.Load(), ChecksumsCompleted: c.checksums.Load(),
-		Errors: c.errors.Load(), NoRoute: c.noRoute.Load(), Lookups: c.lookups.Load(),
+		Errors: c.errors.Load(), NoRoute: c.noRoute.Load(), NoCarrier: c.noCarrier.Load(), Lookups: c.lookups.Load(),
 	}
 }

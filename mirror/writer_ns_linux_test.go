@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/internal/nstest"
 	"github.com/nfmirror/nfmirror/route"
 	"golang.org/x/sys/unix"
@@ -100,7 +102,9 @@ func newSpanLab(t *testing.T) *spanLab {
 	m.IP(t, "link", "set", "mon0", "addrgenmode", "none")
 	m.IP(t, "link", "set", "mon0", "promisc", "on", "up")
 	m.IP(t, "link", "set", "other1", "up")
-	routing, err := route.Setup(r.Handle(t), route.Config{StateDir: t.TempDir()}, []string{"span0"})
+	d := config.Default()
+	rc := route.Config{Mark: d.Mark, MarkMask: d.MarkMask, Table: d.RouteTable, Priority: d.Priority, StatePath: filepath.Join(t.TempDir(), "state.json")}
+	routing, err := route.Setup(r.Handle(t), rc, []route.Dest{{Name: "span0"}})
 	if err != nil {
 		t.Fatalf("route.Setup: %v", err)
 	}
@@ -661,5 +665,39 @@ func TestWriterTruncatedOverMTU(t *testing.T) {
 	frames := l.capture(1)
 	if len(frames) != 1 || !bytes.Equal(frames[0][14:], ip[:l.port.MTU]) {
 		t.Errorf("%d frames, want the first %d bytes of the copy as one frame", len(frames), l.port.MTU)
+	}
+}
+
+// TestWriterNoCarrier: while the port has no carrier (its peer is down),
+// copies fail as ErrNoCarrier and are counted, not reported sent; when the
+// carrier is back, they leave again.
+func TestWriterNoCarrier(t *testing.T) {
+	l := newSpanLab(t)
+	w := l.writer(t)
+	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-carrier")
+	l.m.IP(t, "link", "set", "mon0", "down")
+	waitFor(t, func() bool {
+		w.Refresh()
+		return !w.Stats().Devices[0].Carrier
+	})
+	for range 3 {
+		if err := w.Send(&Packet{Data: pkt}); !errors.Is(err, ErrNoCarrier) {
+			t.Errorf("Send without carrier: %v, want ErrNoCarrier", err)
+		}
+	}
+	if st := w.Stats(); st.NoCarrier != 3 || st.Errors != 3 || st.Frames != 0 {
+		t.Errorf("stats %+v, want 3 copies counted as no carrier and none written", st)
+	}
+	l.m.IP(t, "link", "set", "mon0", "up")
+	waitFor(t, func() bool {
+		w.Refresh()
+		return w.Stats().Devices[0].Carrier
+	})
+	l.drain()
+	if err := w.Send(&Packet{Data: pkt}); err != nil {
+		t.Fatalf("Send with the carrier back: %v", err)
+	}
+	if frames := l.capture(1); len(frames) != 1 || !bytes.Equal(frames[0][14:], pkt) {
+		t.Errorf("%d frames after the carrier came back, want the copy", len(frames))
 	}
 }

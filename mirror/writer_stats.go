@@ -28,6 +28,9 @@ type WriterStats struct {
 	Errors uint64 `json:"errors"`
 	// NoRoute counts, among Errors, copies of a family with no route.
 	NoRoute uint64 `json:"no_route"`
+	// NoCarrier counts, among Errors, copies for a device that was down or
+	// had no carrier.
+	NoCarrier uint64 `json:"no_carrier"`
 	// Lookups counts lookups of the device after a failed write.
 	Lookups uint64 `json:"lookups"`
 }
@@ -42,6 +45,8 @@ type WriterDevice struct {
 	// Segments says who cuts copies larger than the MTU: "nfmirror", or
 	// "device (TSO)" for a NIC that segments TCP in hardware.
 	Segments string `json:"segments"`
+	// Carrier is false while the device is down or has no carrier.
+	Carrier bool `json:"carrier"`
 }
 
 // Describe says in one line how the copies leave: by which devices, framed
@@ -55,7 +60,11 @@ func (st WriterStats) Describe() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s by device %s (mtu %d, larger copies cut by %s)", strings.Join(d.Families, "+"), d.Name, d.MTU, d.Segments)
+		fmt.Fprintf(&b, "%s by device %s (mtu %d, larger copies cut by %s", strings.Join(d.Families, "+"), d.Name, d.MTU, d.Segments)
+		if !d.Carrier {
+			b.WriteString(", NO CARRIER")
+		}
+		b.WriteString(")")
 	}
 	fmt.Fprintf(&b, "; %d IP copies framed, %d Ethernet frames as seen, %d segmented here, %d handed whole to the device, %d checksums completed",
 		st.IP, st.Ethernet, st.Segmented, st.GSO, st.ChecksumsCompleted)

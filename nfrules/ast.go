@@ -119,6 +119,25 @@ type Mirror struct {
 	Dest     string // mirror interface name, at most 15 bytes
 	Snaplen  uint32 // bytes of each packet to copy; 0 copies whole packets
 	Lossless bool   // copy through NFQUEUE (fail-open) instead of NFLOG
+	// Shared: the destination also carries the host's own traffic, as the
+	// operator says with "shared"; nfmirror then leaves its flags alone and
+	// guards no port there.
+	Shared bool
+}
+
+// Shared reports whether a mirror statement of rs says its destination dest
+// is shared with the host's own traffic.
+func (rs *Ruleset) Shared(dest string) bool {
+	for _, b := range rs.Blocks {
+		for _, r := range b.Rules {
+			for _, m := range r.Mirrors {
+				if m.Dest == dest && m.Shared {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Match is one match expression of a rule: *Compare, *Limit or *Sample.

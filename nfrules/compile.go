@@ -16,6 +16,8 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/google/nftables/xt"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfmirror/nfmirror/internal/config"
 )
 
 // Chain priorities of the base chains nfmirror creates. They decide what a
@@ -40,16 +42,8 @@ const (
 	PrioPortGuard int32 = -500
 )
 
-// The option defaults.
-const (
-	DefaultTableName = "nfmirror"
-	DefaultMark      = 0x6e666d00 // "nfm\0": the fwmark nfmirror's own copies carry
-	DefaultMarkMask  = 0xffffff00
-	DefaultNFLOGBase = 6000
-	DefaultQueueBase = 6000
-)
-
-// Options tune Compile. The zero value selects every default.
+// Options tune Compile. The zero value selects every default (see
+// internal/config).
 type Options struct {
 	// TableName names the tables nfmirror owns; default "nfmirror".
 	TableName string
@@ -66,16 +60,16 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.TableName == "" {
-		o.TableName = DefaultTableName
+		o.TableName = config.DefaultTable
 	}
 	if o.Mark == 0 && o.MarkMask == 0 {
-		o.Mark, o.MarkMask = DefaultMark, DefaultMarkMask
+		o.Mark, o.MarkMask = config.DefaultMark, config.DefaultMarkMask
 	}
 	if o.NFLOGBase == 0 {
-		o.NFLOGBase = DefaultNFLOGBase
+		o.NFLOGBase = config.DefaultNFLOGBase
 	}
 	if o.QueueBase == 0 {
-		o.QueueBase = DefaultQueueBase
+		o.QueueBase = config.DefaultQueueBase
 	}
 	if o.Ifindex == nil {
 		o.Ifindex = func(name string) (uint32, error) {
@@ -232,12 +226,25 @@ func (c *compiler) compileBlocks(rs *Ruleset) {
 		}
 		return t
 	}
-	// First pass: destinations per table, for the loop guards.
+	// First pass: destinations per table, for the loop guards. A shared
+	// destination carries the host's own traffic: it gets neither a name
+	// guard nor a port guard (nfmirror's copies never pass an inet hook, and
+	// their mark still keeps them from being copied again).
+	shared := map[string]bool{}
+	for _, b := range rs.Blocks {
+		for _, r := range b.Rules {
+			for _, m := range r.Mirrors {
+				shared[m.Dest] = shared[m.Dest] || m.Shared
+			}
+		}
+	}
 	for _, b := range rs.Blocks {
 		getTable(b.Hook.Family())
 		for _, r := range b.Rules {
 			for _, m := range r.Mirrors {
-				dests[b.Hook.Family()][m.Dest] = true
+				if !shared[m.Dest] {
+					dests[b.Hook.Family()][m.Dest] = true
+				}
 			}
 		}
 	}
@@ -417,6 +424,7 @@ func (c *compiler) channel(kind ChannelKind, fam Family, m *Mirror, id int) int 
 	}
 	ch := &c.plan.Channels[i]
 	ch.Netdev = ch.Netdev || fam == FamilyNetdev
+	ch.Shared = ch.Shared || m.Shared
 	if len(ch.RuleIDs) == 0 || ch.RuleIDs[len(ch.RuleIDs)-1] != id {
 		ch.RuleIDs = append(ch.RuleIDs, id)
 	}

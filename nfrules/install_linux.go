@@ -1,6 +1,7 @@
 package nfrules
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/google/nftables"
@@ -113,6 +114,29 @@ func Uninstall(c *nftables.Conn, tableName string) error {
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("uninstall table %s: %w", tableName, err)
+	}
+	return nil
+}
+
+// ErrTableInUse is wrapped by CheckTableFree when a table with nfmirror's
+// name exists that this process did not create.
+var ErrTableInUse = errors.New("already exists: another program or instance uses this table name")
+
+// CheckTableFree returns an error wrapping ErrTableInUse when an inet or
+// netdev table named tableName exists: it is not this process's (nfmirror
+// creates its tables with the owner flag, so they vanish with it), and
+// nfmirror never replaces or deletes a table that is not its own.
+func CheckTableFree(c *nftables.Conn, tableName string) error {
+	ts, err := ourTables(c, tableName)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		fam := "inet"
+		if t.Family == nftables.TableFamilyNetdev {
+			fam = "netdev"
+		}
+		return fmt.Errorf("table %s %s %w: give nfmirror its own -table", fam, tableName, ErrTableInUse)
 	}
 	return nil
 }

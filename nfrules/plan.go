@@ -41,6 +41,9 @@ type Channel struct {
 	// NFLOG groups copy whole packets up to each rule's own snaplen, so it
 	// is 0 for them.
 	Snaplen uint32
+	// Shared is true when a mirror statement to Dest says "shared": the
+	// destination carries the host's own traffic too.
+	Shared bool
 	// Netdev is true when rules of netdev blocks copy to this channel: some
 	// of its copies are whole Ethernet frames, told apart per copy by the
 	// family the kernel reports.
@@ -58,4 +61,15 @@ type PlannedRule struct {
 	Hook     Hook
 	Device   string
 	Channels []int // indices in Plan.Channels, one per mirror statement
+}
+
+// Shared reports whether the destination dest is shared with the host's own
+// traffic: a mirror statement to it says "shared".
+func (p *Plan) Shared(dest string) bool {
+	for _, c := range p.Channels {
+		if c.Dest == dest && c.Shared {
+			return true
+		}
+	}
+	return false
 }

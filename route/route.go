@@ -3,34 +3,7 @@ package route
 import (
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 )
-
-// Defaults of Config. Destination i (0-based, in the order given to Setup)
-// gets fwmark DefaultMark|i and routing table DefaultTable+i.
-const (
-	// DefaultMark is the fwmark base of copies: "nfm\0".
-	DefaultMark = 0x6e666d00
-	// DefaultMarkMask selects the base part of a mark; the low byte numbers
-	// the destination, so at most 256 destinations.
-	DefaultMarkMask = 0xffffff00
-	// DefaultTable is the routing table of destination 0.
-	DefaultTable = 28262
-	// DefaultPriority is the ip rule priority of every nfmirror rule, before
-	// the main table's 32766.
-	DefaultPriority = 2826
-	// DefaultStateDir is where the state file lives unless Config says
-	// otherwise.
-	DefaultStateDir = "/run/nfmirror"
-)
-
-// stateFile is the name of the state file inside Config.StateDir.
-const stateFile = "route.json"
-
-// MaxDests is the largest number of destinations one Setup handles: the
-// destination number lives in the bits of the mark outside MarkMask.
-const MaxDests = 256
 
 // ErrNoDevice is wrapped by Setup when a destination interface does not
 // exist; the error text names the interface.
@@ -40,40 +13,33 @@ var ErrNoDevice = errors.New("no such mirror interface")
 // still there (the earlier run was killed): run Flush first.
 var ErrLeftover = errors.New("state of an earlier run left behind (run flush)")
 
-// Config says which marks, tables and priority nfmirror uses. Zero fields take
-// the defaults.
-type Config struct {
-	Mark     uint32 // fwmark base; destination i gets Mark|i
-	MarkMask uint32 // the base bits of Mark
-	Table    int    // table of destination 0; destination i gets Table+i
-	Priority int    // ip rule priority of every rule
-	StateDir string // where the state file is written (DefaultStateDir)
-}
+// ErrInUse is wrapped by Setup when an ip rule or a routing table that
+// nfmirror would use already belongs to someone else: nfmirror refuses to
+// start rather than change or later delete it.
+var ErrInUse = errors.New("already in use")
 
-func (c Config) withDefaults() Config {
-	if c.Mark == 0 {
-		c.Mark = DefaultMark
-	}
-	if c.MarkMask == 0 {
-		c.MarkMask = DefaultMarkMask
-	}
-	if c.Table == 0 {
-		c.Table = DefaultTable
-	}
-	if c.Priority == 0 {
-		c.Priority = DefaultPriority
-	}
-	if c.StateDir == "" {
-		c.StateDir = DefaultStateDir
-	}
-	return c
+// Config says which marks, tables and priority nfmirror uses and where it
+// records what it changed. Every field must be set (internal/config holds
+// the defaults).
+type Config struct {
+	Mark      uint32 // fwmark base; destination i gets Mark|i
+	MarkMask  uint32 // the base bits of Mark
+	Table     int    // table of destination 0; destination i gets Table+i
+	Priority  int    // ip rule priority of every rule
+	StatePath string // the state file
+	// MaxDests bounds the destinations (the mark's free low bits allow
+	// 256).
+	MaxDests int
 }
 
 // maxDests is how many destinations the mask leaves room for.
 func (c Config) maxDests() int {
 	n := int(^c.MarkMask) + 1
-	if n <= 0 || n > MaxDests {
-		return MaxDests
+	if c.MaxDests > 0 && (n <= 0 || n > c.MaxDests) {
+		return c.MaxDests
+	}
+	if n <= 0 || n > 256 {
+		return 256
 	}
 	return n
 }
@@ -87,9 +53,21 @@ type Port struct {
 	MTU   int              // interface MTU
 	MAC   net.HardwareAddr // the port's own MAC: destination of copies, NOARP
 	// FamilyOff names the IP families ("ipv4", "ipv6") the host has turned
-	// off on this port (disable_ipv6) or altogether: their rule or route
-	// could not be added, and copies of that family have no way out.
+	// off on this port (disable_ipv6, or an MTU below IPv6's 1280) or
+	// altogether: their rule or route could not be added, and copies of
+	// that family have no way out.
 	FamilyOff []string
+	// Shared is set for a port the operator shares with the host's own
+	// traffic: its flags are left alone (ARP stays on).
+	Shared bool
+}
+
+// Dest is one destination to set up.
+type Dest struct {
+	Name string
+	// Shared: the port also carries the host's own traffic; Setup leaves
+	// its link flags alone (ARP on, up or down as the operator has it).
+	Shared bool
 }
 
 // linkState is what Setup found on a destination link and what it changed,
@@ -97,12 +75,24 @@ type Port struct {
 type linkState struct {
 	Name     string `json:"name"`
 	Index    int    `json:"index"`
+	Shared   bool   `json:"shared,omitempty"`
 	WasUp    bool   `json:"was_up"`
 	WasNoARP bool   `json:"was_noarp"`
 	SetUp    bool   `json:"set_up"`    // Setup brought the link up
 	SetNoARP bool   `json:"set_noarp"` // Setup turned IFF_NOARP on
 	Mark     uint32 `json:"mark"`      // fwmark of this destination
 	Table    int    `json:"table"`     // routing table of this destination
+	// Rules lists the address families ("ipv4", "ipv6") whose fwmark rule
+	// Setup added; Routes the default routes it added, by family, with the
+	// ifindex they point at.
+	Rules  []string      `json:"rules"`
+	Routes []routeRecord `json:"routes"`
+}
+
+// routeRecord is one default route Setup added to a destination's table.
+type routeRecord struct {
+	Family string `json:"family"`
+	Index  int    `json:"ifindex"`
 }
 
 // state is the content of the state file.
@@ -111,12 +101,4 @@ type state struct {
 	Mark     uint32      `json:"mark"`
 	MarkMask uint32      `json:"mark_mask"`
 	Links    []linkState `json:"links"`
-}
-
-// Leftover reports whether the state file of an earlier run is still there:
-// that run was killed, and Setup will refuse (ErrLeftover) until Flush ran.
-func Leftover(cfg Config) bool {
-	cfg = cfg.withDefaults()
-	_, err := os.Stat(filepath.Join(cfg.StateDir, stateFile))
-	return err == nil
 }

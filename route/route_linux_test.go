@@ -10,8 +10,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/internal/nstest"
 )
+
+// testConfig is the default configuration with its state file in a
+// directory of the test's own; c's non-zero fields override.
+func testConfig(t *testing.T, c Config) Config {
+	t.Helper()
+	d := config.Default()
+	if c.Mark == 0 {
+		c.Mark, c.MarkMask = d.Mark, d.MarkMask
+	}
+	if c.Table == 0 {
+		c.Table = d.RouteTable
+	}
+	if c.Priority == 0 {
+		c.Priority = d.Priority
+	}
+	if c.StatePath == "" {
+		c.StatePath = filepath.Join(t.TempDir(), "state.json")
+	}
+	return c
+}
+
+// dests makes the Dest list of plain (not shared) destinations.
+func dests(names ...string) []Dest {
+	var ds []Dest
+	for _, n := range names {
+		ds = append(ds, Dest{Name: n})
+	}
+	return ds
+}
 
 // qdiscRE matches the qdisc of "ip link show": bringing a link up attaches
 // its default qdisc (noop becomes noqueue) and the kernel keeps it after the
@@ -100,10 +130,9 @@ func TestSetupUndo(t *testing.T) {
 			for _, p := range tt.prep {
 				n.IP(t, strings.Fields(p)...)
 			}
-			cfg := tt.cfg
-			cfg.StateDir = t.TempDir()
+			cfg := testConfig(t, tt.cfg)
 			before := settled(t, n)
-			r, err := Setup(n.Handle(t), cfg, tt.dests)
+			r, err := Setup(n.Handle(t), cfg, dests(tt.dests...))
 			if err != nil {
 				t.Fatalf("Setup: %v", err)
 			}
@@ -148,8 +177,8 @@ func TestSetupUndo(t *testing.T) {
 					t.Errorf("route get -6 mark %#x: %s", p.Mark, got)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(cfg.StateDir, stateFile)); err != nil {
-				t.Errorf("state file: %v", err)
+			if fi, err := os.Stat(cfg.StatePath); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("state file: %v, want mode 0600", err)
 			}
 			if err := r.Undo(); err != nil {
 				t.Fatalf("Undo: %v", err)
@@ -157,7 +186,7 @@ func TestSetupUndo(t *testing.T) {
 			if after := snapshot(t, n); after != before {
 				t.Errorf("Undo did not restore:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
-			if _, err := os.Stat(filepath.Join(cfg.StateDir, stateFile)); !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(cfg.StatePath); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("state file still there after Undo: %v", err)
 			}
 		})
@@ -168,7 +197,7 @@ func TestSetupUndo(t *testing.T) {
 // resolves to the port's own MAC without any ARP or ND.
 func TestNoARPNeighbour(t *testing.T) {
 	n := portNS(t)
-	r, err := Setup(n.Handle(t), Config{StateDir: t.TempDir()}, []string{"span0"})
+	r, err := Setup(n.Handle(t), testConfig(t, Config{}), dests("span0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,66 +220,114 @@ func TestNoARPNeighbour(t *testing.T) {
 
 func TestSetupMissingDevice(t *testing.T) {
 	n := portNS(t)
-	dir := t.TempDir()
+	cfg := testConfig(t, Config{})
 	before := snapshot(t, n)
-	_, err := Setup(n.Handle(t), Config{StateDir: dir}, []string{"span0", "nope0"})
+	_, err := Setup(n.Handle(t), cfg, dests("span0", "nope0"))
 	if !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), `"nope0"`) {
 		t.Fatalf("Setup with a missing device: %v, want ErrNoDevice naming nope0", err)
 	}
 	if after := snapshot(t, n); after != before {
 		t.Errorf("failed Setup changed things:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if _, err := os.Stat(filepath.Join(dir, stateFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(cfg.StatePath); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state file after failed Setup: %v", err)
 	}
 }
 
 func TestFlushAfterCrash(t *testing.T) {
 	n := portNS(t)
-	cfg := Config{StateDir: t.TempDir()}
-	// A foreign rule at our priority with another mark, and a foreign table:
-	// Flush must leave them.
+	cfg := testConfig(t, Config{})
+	// An admin's rule at our priority with another mark, and an admin's
+	// route in a table Setup does not use: Flush leaves them.
 	n.IP(t, "rule", "add", "pref", "2826", "fwmark", "0x1", "lookup", "100")
+	n.IP(t, "route", "add", "198.18.44.0/24", "dev", "lo", "table", "28300")
 	before := snapshot(t, n)
-	if _, err := Setup(n.Handle(t), cfg, []string{"span0", "other0"}); err != nil {
+	if _, err := Setup(n.Handle(t), cfg, dests("span0", "other0")); err != nil {
 		t.Fatal(err)
 	}
 	// kill -9: the Routing is dropped without Undo.
-	if _, err := Setup(n.Handle(t), cfg, []string{"span0"}); !errors.Is(err, ErrLeftover) {
+	if _, err := Setup(n.Handle(t), cfg, dests("span0")); !errors.Is(err, ErrLeftover) {
 		t.Fatalf("Setup over leftovers: %v, want ErrLeftover", err)
 	}
-	if err := Flush(n.Handle(t), cfg); err != nil {
+	removed, err := Flush(n.Handle(t), cfg.StatePath)
+	if err != nil {
 		t.Fatalf("Flush: %v", err)
+	}
+	// Two ports: two rules and two routes each, ARP back on and down.
+	if len(removed) != 12 {
+		t.Errorf("Flush reports %d things removed, want 12: %q", len(removed), removed)
 	}
 	if after := snapshot(t, n); after != before {
 		t.Errorf("Flush did not restore:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if err := Flush(n.Handle(t), cfg); err != nil {
-		t.Errorf("second Flush: %v", err)
+	// Nothing left: nothing removed, and without a state file Flush
+	// touches nothing at all, not even a rule that looks like nfmirror's.
+	n.IP(t, "rule", "add", "pref", "2826", "fwmark", "0x6e666d42", "lookup", "28300")
+	before = snapshot(t, n)
+	if removed, err := Flush(n.Handle(t), cfg.StatePath); err != nil || len(removed) != 0 {
+		t.Errorf("second Flush: %q, %v", removed, err)
 	}
-	// Without a state file, Flush still removes rules and routes.
-	r, err := Setup(n.Handle(t), cfg, []string{"span0"})
+	if after := snapshot(t, n); after != before {
+		t.Errorf("a Flush without state changed things:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestSetupRefusesForeign: an admin's route in nfmirror's table or rule at
+// its priority and mark makes Setup refuse, changing nothing.
+func TestSetupRefusesForeign(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		prep []string
+	}{
+		{"route in table 28262", []string{"route add 198.18.44.0/24 dev lo table 28262"}},
+		{"ipv6 route in table 28262", []string{"-6 route add 2001:db8:44::/64 dev lo table 28262"}},
+		{"rule at priority and mark", []string{"rule add pref 2826 fwmark 0x6e666d42 lookup 28300"}},
+		{"rule using table 28262", []string{"rule add pref 100 from 198.18.44.0/24 lookup 28262"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := portNS(t)
+			for _, p := range tc.prep {
+				n.IP(t, strings.Fields(p)...)
+			}
+			cfg := testConfig(t, Config{})
+			before := snapshot(t, n)
+			_, err := Setup(n.Handle(t), cfg, dests("span0"))
+			if !errors.Is(err, ErrInUse) {
+				t.Fatalf("Setup: %v, want ErrInUse", err)
+			}
+			if after := snapshot(t, n); after != before {
+				t.Errorf("a refused Setup changed things:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+			if _, err := os.Stat(cfg.StatePath); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("state file after a refused Setup: %v", err)
+			}
+		})
+	}
+}
+
+// TestUndoLeavesOperatorRoute: a route the operator put in nfmirror's table
+// in place of nfmirror's own is the operator's, and stays after Undo.
+func TestUndoLeavesOperatorRoute(t *testing.T) {
+	n := portNS(t)
+	r, err := Setup(n.Handle(t), testConfig(t, Config{}), dests("span0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = r
-	os.Remove(filepath.Join(cfg.StateDir, stateFile))
-	if err := Flush(n.Handle(t), cfg); err != nil {
-		t.Fatalf("Flush without state: %v", err)
+	n.IP(t, "route", "replace", "default", "dev", "lo", "table", "28262")
+	if err := r.Undo(); err != nil {
+		t.Fatalf("Undo: %v", err)
 	}
-	for _, fam := range []string{"-4", "-6"} {
-		if out := n.IP(t, fam, "rule", "show"); strings.Contains(out, "0x6e666d") {
-			t.Errorf("rule left after Flush:\n%s", out)
-		}
-		if out := n.IP(t, fam, "route", "show", "table", "28262"); out != "" {
-			t.Errorf("routes left after Flush: %s", out)
-		}
+	if out := n.IP(t, "route", "show", "table", "28262"); !strings.Contains(out, "default dev lo") {
+		t.Errorf("table 28262 after Undo: %q, want the operator's route kept", out)
+	}
+	if out := n.IP(t, "-6", "route", "show", "table", "28262"); out != "" {
+		t.Errorf("nfmirror's IPv6 route left after Undo: %q", out)
 	}
 }
 
 func TestReapplyAfterRecreate(t *testing.T) {
 	n := portNS(t)
-	r, err := Setup(n.Handle(t), Config{StateDir: t.TempDir()}, []string{"span0"})
+	r, err := Setup(n.Handle(t), testConfig(t, Config{}), dests("span0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +357,7 @@ func TestSetupIPv6Off(t *testing.T) {
 	n := portNS(t)
 	n.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.span0.disable_ipv6=1")
 	before := settled(t, n)
-	r, err := Setup(n.Handle(t), Config{StateDir: t.TempDir()}, []string{"span0"})
+	r, err := Setup(n.Handle(t), testConfig(t, Config{}), dests("span0"))
 	if err != nil {
 		t.Fatalf("Setup with IPv6 off on the port: %v", err)
 	}

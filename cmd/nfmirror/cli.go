@@ -13,11 +13,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/internal/control"
 	"github.com/nfmirror/nfmirror/internal/service"
 	"github.com/nfmirror/nfmirror/mirror"
 	"github.com/nfmirror/nfmirror/nfrules"
-	"github.com/nfmirror/nfmirror/route"
 )
 
 // Exit statuses.
@@ -83,60 +83,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// settings are the flags shared by check, apply and flush: where nfmirror's
-// kernel objects live, so that two setups can be told apart.
+// settings are the flags shared by check, apply, status and flush: the
+// identity of an instance, so that two setups can be told apart.
 type settings struct {
-	table      string
-	fwmark     markFlag
-	nflogBase  uint
-	queueBase  uint
-	routeTable int
-	rulePrio   int
-	stateDir   string
+	inst      config.Instance
+	fwmark    markFlag
+	nflogBase uint
+	queueBase uint
 }
 
 func (s *settings) register(fs *flag.FlagSet) {
-	s.fwmark = markFlag{mark: route.DefaultMark, mask: route.DefaultMarkMask}
-	fs.StringVar(&s.table, "table", "nfmirror", "name of the nftables tables nfmirror owns (inet and netdev)")
+	d := config.Default()
+	s.inst = d
+	s.fwmark = markFlag{mark: d.Mark, mask: d.MarkMask}
+	fs.StringVar(&s.inst.Table, "table", d.Table, "name of the nftables tables nfmirror owns (inet and netdev); names the instance's state, lock and socket files too")
 	fs.Var(&s.fwmark, "fwmark", "MARK/MASK carried by every copy; destination i gets MARK|i, and packets with this mark are never mirrored")
-	fs.UintVar(&s.nflogBase, "nflog-base", 6000, "first NFLOG group number nfmirror allocates")
-	fs.UintVar(&s.queueBase, "queue-base", 6000, "first NFQUEUE number nfmirror allocates (lossless rules)")
-	fs.IntVar(&s.routeTable, "route-table", route.DefaultTable, "routing table of the first destination; destination i uses TABLE+i")
-	fs.IntVar(&s.rulePrio, "rule-priority", route.DefaultPriority, "priority of nfmirror's ip rules (before 'main' at 32766)")
-	fs.StringVar(&s.stateDir, "state-dir", "/run/nfmirror", "where nfmirror records what it changed, for 'nfmirror flush'")
+	fs.UintVar(&s.nflogBase, "nflog-base", uint(d.NFLOGBase), "first NFLOG group number nfmirror allocates")
+	fs.UintVar(&s.queueBase, "queue-base", uint(d.QueueBase), "first NFQUEUE number nfmirror allocates (lossless rules)")
+	fs.IntVar(&s.inst.RouteTable, "route-table", d.RouteTable, "routing table of the first destination; destination i uses TABLE+i")
+	fs.IntVar(&s.inst.Priority, "rule-priority", d.Priority, "priority of nfmirror's ip rules (before 'main' at 32766)")
+	fs.StringVar(&s.inst.StateDir, "state-dir", d.StateDir, "directory (0700) for the state file, lock and control socket, all named after -table")
 }
 
-func (s *settings) compileOptions() nfrules.Options {
-	return nfrules.Options{
-		TableName: s.table,
-		Mark:      s.fwmark.mark,
-		MarkMask:  s.fwmark.mask,
-		NFLOGBase: uint16(s.nflogBase),
-		QueueBase: uint16(s.queueBase),
-	}
+// registerSocket adds -socket, which defaults to TABLE.sock in -state-dir.
+func (s *settings) registerSocket(fs *flag.FlagSet, what string) {
+	fs.StringVar(&s.inst.Socket, "socket", "", what+" (default: TABLE.sock in -state-dir, "+config.Default().SocketPath()+")")
 }
 
-func (s *settings) routeConfig() route.Config {
-	return route.Config{
-		Mark:     s.fwmark.mark,
-		MarkMask: s.fwmark.mask,
-		Table:    s.routeTable,
-		Priority: s.rulePrio,
-		StateDir: s.stateDir,
-	}
-}
-
-func (s *settings) validate() error {
+// instance returns the validated identity the flags describe.
+func (s *settings) instance() (config.Instance, error) {
 	if s.nflogBase > 65000 || s.queueBase > 65000 {
-		return errors.New("-nflog-base and -queue-base must be at most 65000")
+		return config.Instance{}, errors.New("-nflog-base and -queue-base must be at most 65000")
 	}
-	if s.rulePrio <= 0 || s.rulePrio >= 32766 {
-		return errors.New("-rule-priority must be between 1 and 32765, before the main table")
-	}
-	if s.routeTable <= 0 || s.routeTable >= 252 && s.routeTable <= 255 {
-		return errors.New("-route-table must be a positive table id other than 252-255 (default, main, local)")
-	}
-	return nil
+	i := s.inst
+	i.Mark, i.MarkMask = s.fwmark.mark, s.fwmark.mask
+	i.NFLOGBase, i.QueueBase = uint16(s.nflogBase), uint16(s.queueBase)
+	i = i.WithDefaults()
+	return i, i.Validate()
 }
 
 // markFlag parses "MARK" or "MARK/MASK" in any base strconv accepts.
@@ -150,7 +133,7 @@ func (m *markFlag) Set(s string) error {
 	if err != nil {
 		return fmt.Errorf("mark %q: not a 32-bit number", markText)
 	}
-	mask := uint64(route.DefaultMarkMask)
+	mask := uint64(config.DefaultMarkMask)
 	if hasMask {
 		if mask, err = strconv.ParseUint(maskText, 0, 32); err != nil {
 			return fmt.Errorf("mask %q: not a 32-bit number", maskText)
@@ -211,11 +194,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, 1, stdout); !ok {
 		return code
 	}
-	if err := s.validate(); err != nil {
+	inst, err := s.instance()
+	if err != nil {
 		fmt.Fprintln(stderr, "nfmirror:", err)
 		return exitUsage
 	}
-	plan, err := service.Load(fs.Arg(0), s.compileOptions(), false)
+	plan, err := service.Load(fs.Arg(0), service.CompileOptions(inst, 0), nil)
 	if err != nil {
 		fmt.Fprint(stderr, nfrules.Describe(err))
 		return exitUsage
@@ -227,8 +211,6 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		s        settings
-		socket   string
-		queueLen int
 		logLevel slog.Level
 		dryRun   bool
 		reader   string
@@ -241,8 +223,8 @@ added. SIGHUP re-reads RULES and swaps the rules atomically; a bad file is
 reported and the running rules stay. A crash (even kill -9) removes the
 nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, stderr)
 	s.register(fs)
-	fs.StringVar(&socket, "socket", control.DefaultSocket, "control socket that 'nfmirror status' reads")
-	fs.IntVar(&queueLen, "queue-len", 4096, "copies buffered per channel between the kernel reader and the sender; more are dropped and counted")
+	s.registerSocket(fs, "control socket that 'nfmirror status' reads")
+	fs.IntVar(&s.inst.QueueLen, "queue-len", config.DefaultQueueLen, "copies buffered per channel between the kernel reader and the writer; more are dropped and counted")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.StringVar(&reader, "nflog-reader", "builtin", "NFLOG reader for IP copies: builtin (one recvmsg per batch, no allocation per copy) or go-nflog")
 	fs.StringVar(&qreader, "nfqueue-reader", "builtin", "NFQUEUE reader for lossless rules: builtin (recvmmsg of up to 64 packets, one verdict per read) or go-nfqueue")
@@ -250,12 +232,9 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	if code, ok := parseFlags(fs, args, 1, stdout); !ok {
 		return code
 	}
-	if err := s.validate(); err != nil {
+	inst, err := s.instance()
+	if err != nil {
 		fmt.Fprintln(stderr, "nfmirror:", err)
-		return exitUsage
-	}
-	if queueLen < 16 {
-		fmt.Fprintln(stderr, "nfmirror: -queue-len must be at least 16")
 		return exitUsage
 	}
 	inetReader := mirror.ReaderBuiltin
@@ -278,7 +257,7 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	if dryRun {
-		plan, err := service.Load(fs.Arg(0), s.compileOptions(), true)
+		plan, err := service.Load(fs.Arg(0), service.CompileOptions(inst, 0), service.DevicesOf(inst))
 		if err != nil {
 			fmt.Fprint(stderr, nfrules.Describe(err))
 			return exitUsage
@@ -289,12 +268,9 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	err := service.Run(ctx, service.Config{
+	err = service.Run(ctx, service.Config{
 		RulesPath:   fs.Arg(0),
-		Compile:     s.compileOptions(),
-		Route:       s.routeConfig(),
-		Socket:      socket,
-		QueueLen:    queueLen,
+		Instance:    inst,
 		InetReader:  inetReader,
 		QueueReader: queueReader,
 		Log:         log,
@@ -314,17 +290,19 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	var (
-		socket string
+		s      settings
 		asJSON bool
 	)
 	fs := newFlagSet("status", "status [flags]\n\nPrints, per rule, packets matched by the kernel, copies mirrored and copies lost\n(and why), and per destination packets and bytes sent.", stderr)
-	fs.StringVar(&socket, "socket", control.DefaultSocket, "control socket of the running 'nfmirror apply'")
+	fs.StringVar(&s.inst.Table, "table", config.DefaultTable, "-table of the running instance")
+	fs.StringVar(&s.inst.StateDir, "state-dir", config.DefaultStateDir, "-state-dir of the running instance")
+	s.registerSocket(fs, "control socket of the running 'nfmirror apply'")
 	fs.BoolVar(&asJSON, "json", false, "print the raw JSON document")
 	if code, ok := parseFlags(fs, args, 0, stdout); !ok {
 		return code
 	}
 	var st service.Status
-	if err := control.Query(socket, &st); err != nil {
+	if err := control.Query(s.inst.WithDefaults().SocketPath(), &st); err != nil {
 		fmt.Fprintln(stderr, "nfmirror:", err)
 		return exitError
 	}
@@ -341,16 +319,17 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 
 func runFlush(args []string, stdout, stderr io.Writer) int {
 	var s settings
-	fs := newFlagSet("flush", "flush [flags]\n\nRemoves what an nfmirror killed with SIGKILL left behind: its nftables tables\n(only tables named -table, never others), its ip rules and routes, and the\ninterface flags it changed. Harmless when nothing is left.", stderr)
+	fs := newFlagSet("flush", "flush [flags]\n\nRemoves what an nfmirror killed with SIGKILL left behind, exactly as its state\nfile records it: the ip rules and routes it added and the interface flags it\nchanged (the kernel already removed its nftables tables). Refuses while that\ninstance runs; never touches anything else. Harmless when nothing is left.", stderr)
 	s.register(fs)
 	if code, ok := parseFlags(fs, args, 0, stdout); !ok {
 		return code
 	}
-	if err := s.validate(); err != nil {
+	inst, err := s.instance()
+	if err != nil {
 		fmt.Fprintln(stderr, "nfmirror:", err)
 		return exitUsage
 	}
-	removed, err := service.Flush(s.table, s.routeConfig())
+	removed, err := service.Flush(inst)
 	if err != nil {
 		fmt.Fprintln(stderr, "nfmirror:", err)
 		return exitError

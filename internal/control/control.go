@@ -1,6 +1,11 @@
 // Package control is the local control socket of a running nfmirror: a unix
 // socket on which the daemon answers status requests with one JSON document,
 // and the client that `nfmirror status` uses to read it.
+//
+// Nothing a client does can hold the daemon: each connection gets one
+// document and a deadline, at most maxClients are served at once (the rest
+// wait in the listen backlog), and the document comes from a function that
+// must not block for long.
 package control
 
 import (
@@ -9,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -16,9 +22,6 @@ import (
 	"sync"
 	"time"
 )
-
-// DefaultSocket is where `nfmirror apply` listens and `nfmirror status` asks.
-const DefaultSocket = "/run/nfmirror/nfmirror.sock"
 
 // Server answers every connection on its unix socket with the JSON encoding
 // of whatever its status function returns at that moment.
@@ -28,67 +31,101 @@ type Server struct {
 	status func() any
 	log    *slog.Logger
 	wg     sync.WaitGroup
+	slots  chan struct{}
 }
 
-// Listen creates the socket at path (its directory too) and returns a server
-// that is not yet serving. A stale socket left by a killed instance is
-// replaced; a socket that still answers belongs to a running instance and is
-// an error.
+const (
+	// maxClients bounds the connections served at once.
+	maxClients = 32
+	// clientDeadline bounds how long one connection may take.
+	clientDeadline = 2 * time.Second
+)
+
+// Listen creates the socket at path, mode 0600, and returns a server that is
+// not yet serving. The directory must exist. A stale socket left by a killed
+// instance is replaced; a socket that still answers belongs to a running
+// instance and is an error, and so is anything at path that is not a socket:
+// Listen never deletes a file it did not make.
 func Listen(path string, status func() any, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("control socket %s: a %s is in the way, not a socket: remove it or choose another -socket", path, typeName(fi.Mode()))
+		}
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s: another nfmirror answers on it (stop it first, or give this one its own -socket)", path)
+		}
+		if err := os.Remove(path); err != nil { // a stale socket from a killed instance
+			return nil, fmt.Errorf("remove stale control socket: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create control socket directory: %w", err)
 	}
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s: another nfmirror is running (stop it first, or pass --socket)", path)
-	}
-	_ = os.Remove(path) // a stale socket from a killed instance
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
 	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // Run removes it, once
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
+		os.Remove(path)
 		return nil, fmt.Errorf("chmod control socket %s: %w", path, err)
 	}
-	return &Server{path: path, ln: ln, status: status, log: log}, nil
+	return &Server{path: path, ln: ln, status: status, log: log, slots: make(chan struct{}, maxClients)}, nil
+}
+
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	}
+	return m.Type().String()
 }
 
 // Run serves status requests until ctx is cancelled, then closes the
-// listener, removes the socket and returns nil.
+// listener, waits for the connections being served (each is bounded by its
+// deadline), removes the socket and returns nil.
 func (s *Server) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 	defer os.Remove(s.path)
+	defer s.wg.Wait()
 	for {
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		c, err := s.ln.Accept()
 		if err != nil {
-			s.wg.Wait()
+			<-s.slots
 			if ctx.Err() != nil {
 				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
 			}
 			return fmt.Errorf("accept on control socket: %w", err)
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer func() { <-s.slots }()
 			defer c.Close()
-			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_ = c.SetDeadline(time.Now().Add(clientDeadline))
 			if err := json.NewEncoder(c).Encode(s.status()); err != nil {
 				s.log.Debug("write status", "err", err)
 			}
 		}()
 	}
-}
-
-// Close stops listening and removes the socket; Run returns soon after.
-func (s *Server) Close() error {
-	err := s.ln.Close()
-	_ = os.Remove(s.path)
-	return err
 }
 
 // ErrNotRunning means no nfmirror answers on the control socket.
@@ -99,6 +136,9 @@ var ErrNotRunning = errors.New("no nfmirror is running")
 func Query(path string, v any) error {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("control socket %s: permission denied (it is root's: run as root)", path)
+		}
 		return fmt.Errorf("%w (no answer on %s: %w)", ErrNotRunning, path, err)
 	}
 	defer c.Close()

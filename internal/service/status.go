@@ -4,89 +4,266 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/nfmirror/nfmirror/mirror"
 	"github.com/nfmirror/nfmirror/nfrules"
 )
 
 // Status is what `nfmirror status` shows: per rule, what the kernel matched
-// and what became of the copies; per destination, what was sent.
+// and what became of the copies; per destination, what was sent and how;
+// every count since the instance started, through every reload.
 type Status struct {
-	Rules      string    `json:"rules_file"`
-	Started    time.Time `json:"started"`
-	Generation int       `json:"generation"` // reloads so far
-	Table      string    `json:"table"`
+	Rules         string    `json:"rules_file"`
+	Started       time.Time `json:"started"`
+	Generation    int       `json:"generation"` // the running generation
+	Reloads       int       `json:"reloads"`
+	FailedReloads int       `json:"failed_reloads"`
+	LastReload    time.Time `json:"last_reload,omitzero"`
+	Table         string    `json:"table"`
 	// CountersError is set when the kernel's rule counters could not be read.
-	CountersError string                `json:"counters_error,omitempty"`
-	RuleStats     []RuleStatus          `json:"rules"`
-	Destinations  []DestinationStatus   `json:"destinations"`
-	Channels      []mirror.ChannelStats `json:"channels"`
+	CountersError string `json:"counters_error,omitempty"`
+	// Total sums every rule since start; SinceReload the running
+	// generation's rules only.
+	Total        Counts                `json:"total"`
+	SinceReload  Counts                `json:"since_reload"`
+	RuleStats    []RuleStatus          `json:"rules"`
+	Destinations []DestinationStatus   `json:"destinations"`
+	Channels     []mirror.ChannelStats `json:"channels"`
+}
+
+// Counts is what happened to copies: matched by the kernel, received,
+// mirrored, and lost on the way (in the kernel, in a full queue, at the
+// writer).
+type Counts struct {
+	// Matched counts packets the kernel rules matched (their nft counters).
+	Matched      uint64 `json:"matched"`
+	MatchedBytes uint64 `json:"matched_bytes"`
+	Received     uint64 `json:"received"`
+	Mirrored     uint64 `json:"mirrored"`
+	Truncated    uint64 `json:"truncated"`
+	// LostInKernel counts copies the kernel made but never delivered
+	// (NFLOG sequence gaps); they cannot be told to a rule.
+	LostInKernel uint64           `json:"lost_in_kernel"`
+	Dropped      mirror.RuleDrops `json:"dropped"`
+}
+
+func (c *Counts) add(o Counts) {
+	c.Matched += o.Matched
+	c.MatchedBytes += o.MatchedBytes
+	c.Received += o.Received
+	c.Mirrored += o.Mirrored
+	c.Truncated += o.Truncated
+	c.LostInKernel += o.LostInKernel
+	c.Dropped.QueueFull += o.Dropped.QueueFull
+	c.Dropped.SendError += o.Dropped.SendError
+}
+
+// RuleStatus is one rule of the running file with its counts since start: a
+// rule that stayed the same through reloads (same hook, device and text)
+// keeps counting.
+type RuleStatus struct {
+	ID   int    `json:"id"`
+	Pos  string `json:"pos,omitempty"`
+	Text string `json:"text"`
+	Counts
 }
 
 // DestinationStatus is one mirror destination: what the pipeline handed its
-// writer, and how the writer's copies leave (devices, framing, segmenting).
+// writer since start, and how the writer's copies leave (devices, framing,
+// segmenting) in the running generation.
 type DestinationStatus struct {
 	mirror.DestStats
 	Writer mirror.WriterStats `json:"writer"`
 }
 
-// RuleStatus is one rule of the file with its counters.
-type RuleStatus struct {
-	ID   int    `json:"id"`
-	Pos  string `json:"pos,omitempty"`
-	Text string `json:"text"`
-	// Matched counts packets the kernel rule matched (its nft counter).
-	Matched      uint64 `json:"matched"`
-	MatchedBytes uint64 `json:"matched_bytes"`
-	// Received, Mirrored, Truncated and Dropped are the pipeline's counts for
-	// the copies this rule selected (one per mirror statement).
-	Received  uint64           `json:"received"`
-	Mirrored  uint64           `json:"mirrored"`
-	Truncated uint64           `json:"truncated"`
-	Dropped   mirror.RuleDrops `json:"dropped"`
+// totals holds the counts of retired generations, by rule key and
+// destination.
+type totals struct {
+	rules map[string]Counts
+	dests map[string]mirror.DestStats
+	all   Counts // every rule, also those no longer in the file
 }
 
-// status assembles the document the control socket serves.
-func (s *server) status() Status {
-	s.mu.Lock()
-	inst, gen := s.inst, s.gen
-	s.mu.Unlock()
-	st := Status{Rules: s.cfg.RulesPath, Started: s.started, Generation: gen, Table: s.cfg.Compile.TableName}
-	if inst == nil {
-		return st
+func newTotals() *totals {
+	return &totals{rules: map[string]Counts{}, dests: map[string]mirror.DestStats{}}
+}
+
+// ruleKey identifies a rule across generations.
+func ruleKey(r nfrules.PlannedRule) string {
+	return r.Hook.String() + "\x00" + r.Device + "\x00" + r.Text
+}
+
+// add adds a retired generation's final counts; matched holds the kernel's
+// counters read before its rules went.
+func (t *totals) add(g *generation, matched map[int]nfrules.Counter) {
+	rules, gen := generationCounts(g, matched)
+	for _, r := range g.plan.Rules {
+		k := ruleKey(r)
+		c := t.rules[k]
+		c.add(rules[r.ID])
+		t.rules[k] = c
 	}
-	counters, err := nfrules.ReadCounters(s.nft, s.cfg.Compile.TableName)
-	if err != nil {
-		st.CountersError = err.Error()
+	t.all.add(gen)
+	for _, d := range g.pipeline.Counters().Snapshot().Destinations {
+		o := t.dests[d.Name]
+		o.Name = d.Name
+		o.Packets += d.Packets
+		o.Bytes += d.Bytes
+		o.Errors += d.Errors
+		t.dests[d.Name] = o
 	}
-	snap := inst.pipeline.Counters().Snapshot()
-	byID := map[int]mirror.RuleStats{}
+}
+
+// generationCounts returns a generation's counts per rule ID (-1: copies no
+// rule can be told for) and in all.
+func generationCounts(g *generation, matched map[int]nfrules.Counter) (map[int]Counts, Counts) {
+	snap := g.pipeline.Counters().Snapshot()
+	out := map[int]Counts{}
+	var all Counts
 	for _, r := range snap.Rules {
-		byID[r.ID] = r
+		c := Counts{Received: r.Received, Mirrored: r.Mirrored, Truncated: r.Truncated, Dropped: r.Dropped}
+		m := matched[r.ID]
+		c.Matched, c.MatchedBytes = m.Packets, m.Bytes
+		out[r.ID] = c
+		all.add(c)
 	}
-	for _, r := range inst.plan.Rules {
-		p := byID[r.ID]
-		c := counters[r.ID]
-		st.RuleStats = append(st.RuleStats, RuleStatus{
-			ID: r.ID, Pos: r.Pos.String(), Text: r.Text,
-			Matched: c.Packets, MatchedBytes: c.Bytes,
-			Received: p.Received, Mirrored: p.Mirrored, Truncated: p.Truncated, Dropped: p.Dropped,
-		})
+	for _, ch := range snap.Channels {
+		all.LostInKernel += ch.SeqGaps
 	}
-	if u, ok := byID[-1]; ok {
-		st.RuleStats = append(st.RuleStats, RuleStatus{ID: -1, Text: "(rule unknown)", Received: u.Received, Mirrored: u.Mirrored, Dropped: u.Dropped})
+	return out, all
+}
+
+// statusMaxAge is how long one status document serves every client that
+// asks: a burst of clients costs one read of the kernel's counters.
+const statusMaxAge = 250 * time.Millisecond
+
+// statusWait bounds how long a client waits for a fresh document before it
+// gets the last one.
+const statusWait = 2 * time.Second
+
+// statusCache builds status documents one at a time and shares each for
+// statusMaxAge.
+type statusCache struct {
+	mu      sync.Mutex
+	doc     Status
+	at      time.Time
+	pending chan struct{} // closed when the document being built is ready
+}
+
+// statusDoc returns the status document for the control socket.
+func (s *server) statusDoc() any {
+	c := &s.status
+	c.mu.Lock()
+	if time.Since(c.at) < statusMaxAge {
+		d := c.doc
+		c.mu.Unlock()
+		return d
 	}
-	for _, d := range snap.Destinations {
-		ds := DestinationStatus{DestStats: d}
-		if w := inst.writers[d.Name]; w != nil {
-			ds.Writer = w.Stats()
+	if c.pending == nil {
+		c.pending = make(chan struct{})
+		go func(done chan struct{}) {
+			d := s.buildStatus()
+			c.mu.Lock()
+			c.doc, c.at, c.pending = d, time.Now(), nil
+			c.mu.Unlock()
+			close(done)
+		}(c.pending)
+	}
+	wait := c.pending
+	c.mu.Unlock()
+	select {
+	case <-wait:
+	case <-time.After(statusWait):
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.doc
+}
+
+// buildStatus assembles a status document. The kernel's rule counters are
+// read through a connection of its own, never the one that owns the tables.
+func (s *server) buildStatus() Status {
+	s.mu.Lock()
+	g, gen := s.cur, s.gen
+	st := Status{
+		Rules: s.cfg.RulesPath, Started: s.started, Generation: gen, Table: s.inst.Table,
+		Reloads: s.reloads, FailedReloads: s.failedReloads, LastReload: s.lastReload,
+	}
+	carried := make(map[string]Counts, len(s.totals.rules))
+	for k, v := range s.totals.rules {
+		carried[k] = v
+	}
+	st.Total = s.totals.all
+	dests := make(map[string]mirror.DestStats, len(s.totals.dests))
+	for k, v := range s.totals.dests {
+		dests[k] = v
+	}
+	s.mu.Unlock()
+
+	var matched map[int]nfrules.Counter
+	if g != nil {
+		var err error
+		matched, err = readCounters(s.inst.Table)
+		if err != nil {
+			st.CountersError = err.Error()
 		}
-		st.Destinations = append(st.Destinations, ds)
 	}
-	st.Channels = snap.Channels
+	if g != nil {
+		rules, all := generationCounts(g, matched)
+		st.SinceReload = all
+		st.Total.add(all)
+		for _, r := range g.plan.Rules {
+			c := carried[ruleKey(r)]
+			c.add(rules[r.ID])
+			st.RuleStats = append(st.RuleStats, RuleStatus{ID: r.ID, Pos: r.Pos.String(), Text: r.Text, Counts: c})
+		}
+		if u, ok := rules[-1]; ok && (u.Received > 0 || u.Mirrored > 0) {
+			st.RuleStats = append(st.RuleStats, RuleStatus{ID: -1, Text: "(rule unknown)", Counts: u})
+		}
+		snap := g.pipeline.Counters().Snapshot()
+		for _, d := range snap.Destinations {
+			o := dests[d.Name]
+			o.Name = d.Name
+			o.Packets += d.Packets
+			o.Bytes += d.Bytes
+			o.Errors += d.Errors
+			dests[d.Name] = o
+		}
+		st.Channels = snap.Channels
+		for _, d := range sortedDests(dests) {
+			ds := DestinationStatus{DestStats: d}
+			if w := g.writers[d.Name]; w != nil {
+				ds.Writer = w.Stats()
+			}
+			st.Destinations = append(st.Destinations, ds)
+		}
+	}
 	return st
+}
+
+func sortedDests(m map[string]mirror.DestStats) []mirror.DestStats {
+	out := make([]mirror.DestStats, 0, len(m))
+	for _, d := range m {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// readCounters reads the kernel's counters of the rules in the tables named
+// table, over a short-lived connection.
+func readCounters(table string) (map[int]nfrules.Counter, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("open nftables netlink: %w", err)
+	}
+	return nfrules.ReadCounters(c, table)
 }
 
 // WriteJSON writes st as indented JSON.
@@ -98,10 +275,22 @@ func (st *Status) WriteJSON(w io.Writer) error {
 
 // WriteTable writes st as the human-readable tables `nfmirror status` prints.
 func (st *Status) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "rules %s, running since %s (%s), %d reload(s)\n", st.Rules,
-		st.Started.Format(time.RFC3339), time.Since(st.Started).Round(time.Second), st.Generation)
+	fmt.Fprintf(w, "rules %s, running since %s (%s), %d reload(s)", st.Rules,
+		st.Started.Format(time.RFC3339), time.Since(st.Started).Round(time.Second), st.Reloads)
+	if st.FailedReloads > 0 {
+		fmt.Fprintf(w, ", %d failed", st.FailedReloads)
+	}
+	fmt.Fprintln(w)
 	if st.CountersError != "" {
 		fmt.Fprintf(w, "kernel counters unavailable: %s\n", st.CountersError)
+	}
+	t := st.Total
+	fmt.Fprintf(w, "since start: %d matched, %d mirrored, %d lost (%d in the kernel, %d queue full, %d send errors)\n",
+		t.Matched, t.Mirrored, t.LostInKernel+t.Dropped.QueueFull+t.Dropped.SendError, t.LostInKernel, t.Dropped.QueueFull, t.Dropped.SendError)
+	if st.Reloads+st.FailedReloads > 0 {
+		t = st.SinceReload
+		fmt.Fprintf(w, "since the last reload: %d matched, %d mirrored, %d lost\n",
+			t.Matched, t.Mirrored, t.LostInKernel+t.Dropped.QueueFull+t.Dropped.SendError)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
