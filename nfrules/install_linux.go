@@ -131,12 +131,12 @@ func CheckTableFree(c *nftables.Conn, tableName string) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range ts {
-		fam := "inet"
-		if t.Family == nftables.TableFamilyNetdev {
-			fam = "netdev"
-		}
-		return fmt.Errorf("table %s %s %w: give nfmirror its own -table", fam, tableName, ErrTableInUse)
+	if len(ts) == 0 {
+		return nil
 	}
-	return nil
+	fam := "inet"
+	if ts[0].Family == nftables.TableFamilyNetdev {
+		fam = "netdev"
+	}
+	return fmt.Errorf("table %s %s %w: give nfmirror its own -table", fam, tableName, ErrTableInUse)
 }
