@@ -56,10 +56,9 @@ func testTCPBulkStream(t *testing.T, mode string) {
 		t.Fatalf("mirrored stream %s: %d bytes contiguous of %d seen, want all of at least 1 MiB\n%s", big, len(g.data), g.end, diag)
 	}
 	// Every packet the kernel rule matched was mirrored.
-	for _, r := range m.status()["rules"].([]any) {
-		r := r.(map[string]any)
-		if r["matched"] != r["mirrored"] || r["matched"].(float64) == 0 {
-			t.Errorf("rule %v: matched %v packets, mirrored %v", r["text"], r["matched"], r["mirrored"])
+	for _, r := range m.status().RuleStats {
+		if r.Matched != r.Mirrored || r.Matched == 0 {
+			t.Errorf("rule %s: matched %d packets, mirrored %d", r.Text, r.Matched, r.Mirrored)
 		}
 	}
 	// The same bytes as on the router's input. tcpdump on a veth now and

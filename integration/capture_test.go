@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/google/gopacket/pcapgo"
@@ -117,13 +115,4 @@ func (c *capture) frames() [][]byte {
 		out = append(out, append([]byte(nil), data...))
 		c.lens = append(c.lens, ci.Length)
 	}
-}
-
-func decodeJSON(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var v map[string]any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		t.Fatalf("decode JSON: %v\n%s", err, s)
-	}
-	return v
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nfmirror/nfmirror/internal/service"
 )
 
 // nfmBin is the nfmirror built once for the whole package by TestMain.
@@ -242,19 +245,26 @@ func (l *lab) writeRules(name, text string) string {
 // until it serves its control socket.
 func (l *lab) apply(rules string, extra ...string) *nfmirror {
 	l.t.Helper()
+	return l.applyAs("nfmirror", rules, extra...)
+}
+
+// applyAs is apply for an instance whose rules file and control socket are
+// named after name; every instance shares the lab's state directory.
+func (l *lab) applyAs(name, rules string, extra ...string) *nfmirror {
+	l.t.Helper()
 	m := &nfmirror{
 		l:      l,
-		rules:  l.writeRules("rules.nft", rules),
-		socket: filepath.Join(l.dir, "nfmirror.sock"),
+		rules:  l.writeRules(name+".nft", rules),
+		socket: filepath.Join(l.dir, name+".sock"),
 		stderr: &bytes.Buffer{},
 		done:   make(chan struct{}),
 	}
-	args := append([]string{nfmBin, "apply", "-socket", m.socket, "-state-dir", filepath.Join(l.dir, "state"), "-log-level", "debug"}, extra...)
+	args := append([]string{nfmBin, "apply", "-socket", m.socket, "-state-dir", l.stateDir(), "-log-level", "debug"}, extra...)
 	m.cmd = l.start(l.router, nil, m.stderr, append(args, m.rules)...)
 	go func() { m.cmd.Wait(); close(m.done) }()
 	l.t.Cleanup(func() {
 		if l.t.Failed() {
-			l.t.Logf("nfmirror apply log:\n%s", m.stderrText())
+			l.t.Logf("nfmirror apply (%s) log:\n%s", name, m.stderrText())
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
@@ -271,6 +281,9 @@ func (l *lab) apply(rules string, extra ...string) *nfmirror {
 	l.t.Fatalf("nfmirror apply did not start serving within 10s\n%s", m.stderrText())
 	return nil
 }
+
+// stateDir is the state directory every instance of the lab uses.
+func (l *lab) stateDir() string { return filepath.Join(l.dir, "state") }
 
 func (m *nfmirror) stderrText() string {
 	w := m.cmd.Stderr.(*lockedWriter)
@@ -305,10 +318,10 @@ func (m *nfmirror) stop() {
 // destinations' packet count stops moving (at most 10 s).
 func (m *nfmirror) settle() {
 	m.l.t.Helper()
-	sent := func() float64 {
-		n := 0.0
-		for _, d := range m.status()["destinations"].([]any) {
-			n += d.(map[string]any)["packets"].(float64)
+	sent := func() uint64 {
+		var n uint64
+		for _, d := range m.status().Destinations {
+			n += d.Packets + d.Errors
 		}
 		return n
 	}
@@ -324,13 +337,17 @@ func (m *nfmirror) settle() {
 }
 
 // status returns `nfmirror status --json` decoded.
-func (m *nfmirror) status() map[string]any {
+func (m *nfmirror) status() service.Status {
 	m.l.t.Helper()
 	out, err := run(nfmBin, "status", "-json", "-socket", m.socket)
 	if err != nil {
 		m.l.t.Fatalf("nfmirror status: %v\n%s", err, out)
 	}
-	return decodeJSON(m.l.t, out)
+	var st service.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		m.l.t.Fatalf("decode status: %v\n%s", err, out)
+	}
+	return st
 }
 
 func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o644) }

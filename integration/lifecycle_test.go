@@ -2,6 +2,7 @@ package integration
 
 import (
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -167,14 +168,14 @@ func TestSIGHUPReload(t *testing.T) {
 	if !strings.Contains(list(), "icmp type echo-request") {
 		t.Fatalf("the first rules are not installed:\n%s", list())
 	}
-	l.writeRules("rules.nft", "postrouting {\n    oifname \"eth1\" udp dport 5353 mirror to \"span0\"\n}\n")
+	l.writeRules(filepath.Base(m.rules), "postrouting {\n    oifname \"eth1\" udp dport 5353 mirror to \"span0\"\n}\n")
 	m.signal(syscall.SIGHUP)
 	waitFor(t, 5*time.Second, "the reloaded rules", func() bool { return strings.Contains(list(), "udp dport 5353") })
 	if strings.Contains(list(), "icmp type echo-request") {
 		t.Errorf("the old rules remain after a reload:\n%s", list())
 	}
 	good := list()
-	l.writeRules("rules.nft", "postrouting {\n    udp dport 99999 mirror to \"span0\"\n}\n")
+	l.writeRules(filepath.Base(m.rules), "postrouting {\n    udp dport 99999 mirror to \"span0\"\n}\n")
 	m.signal(syscall.SIGHUP)
 	waitFor(t, 5*time.Second, "the reload error in the log", func() bool { return strings.Contains(m.stderrText(), "99999") })
 	if got := list(); got != good {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nfmirror/nfmirror/mirror"
 )
 
 var (
@@ -99,7 +101,11 @@ prerouting {
 	sameMultiset(t, "prerouting mirror", got, want)
 	validChecksums(t, got)
 
+	// Status agrees with what the monitor saw: every match mirrored, at
+	// least as many as the monitor captured, nothing lost.
 	st := m.status()
-	t.Logf("status: %v", st)
+	if st.Total.Matched != st.Total.Mirrored || st.Total.Mirrored < uint64(len(got)) || st.Total.Dropped != (mirror.RuleDrops{}) || st.Total.LostInKernel != 0 {
+		t.Errorf("status totals %+v, want every match mirrored (the monitor saw %d), nothing lost", st.Total, len(got))
+	}
 	m.stop()
 }

@@ -115,15 +115,14 @@ func TestProductionTrueMirror(t *testing.T) {
 
 	// Every copy the kernel made was written, through the firewall.
 	st := m.status()
-	for _, r := range st["rules"].([]any) {
-		r := r.(map[string]any)
-		if r["matched"].(float64) == 0 || r["matched"] != r["mirrored"] {
-			t.Errorf("rule %v: matched %v, mirrored %v: want every match mirrored", r["text"], r["matched"], r["mirrored"])
+	for _, r := range st.RuleStats {
+		if r.Matched == 0 || r.Matched != r.Mirrored {
+			t.Errorf("rule %s: matched %d, mirrored %d: want every match mirrored", r.Text, r.Matched, r.Mirrored)
 		}
 	}
-	for _, d := range st["destinations"].([]any) {
-		if d := d.(map[string]any); d["errors"].(float64) != 0 {
-			t.Errorf("destination %v: %v errors", d["name"], d["errors"])
+	for _, d := range st.Destinations {
+		if d.Errors != 0 {
+			t.Errorf("destination %s: %d errors", d.Name, d.Errors)
 		}
 	}
 	// The copies made no conntrack entry: only the six connections did.
@@ -242,10 +241,9 @@ func TestIPv4OnlyRouter(t *testing.T) {
 	}
 	m.settle()
 	got := len(mon.frames())
-	st := m.status()
-	r := st["rules"].([]any)[0].(map[string]any)
-	if r["matched"].(float64) < 15 || r["matched"] != r["mirrored"] || float64(got) != r["mirrored"] {
-		t.Errorf("matched %v, mirrored %v, the monitor got %d: want every IPv4 packet mirrored", r["matched"], r["mirrored"], got)
+	r := m.status().RuleStats[0]
+	if r.Matched < 15 || r.Matched != r.Mirrored || uint64(got) != r.Mirrored {
+		t.Errorf("matched %d, mirrored %d, the monitor got %d: want every IPv4 packet mirrored", r.Matched, r.Mirrored, got)
 	}
 	m.stop()
 	warn := regexp.MustCompile(`level=WARN msg="an IP family is off on the mirror port[^"]*" port=span0 family=ipv6`)

@@ -143,9 +143,8 @@ func TestMirrorPortComesBack(t *testing.T) {
 	mon := l.mirrorCapture("icmp")
 	waitFor(t, 5*time.Second, "mirroring to resume", func() bool {
 		l.in(l.client, "ping", "-c", "1", "-W", "1", "198.18.2.2")
-		st := m.status()
-		for _, d := range st["destinations"].([]any) {
-			if d.(map[string]any)["packets"].(float64) > 0 {
+		for _, d := range m.status().Destinations {
+			if d.Packets > 0 {
 				return true
 			}
 		}
@@ -155,12 +154,8 @@ func TestMirrorPortComesBack(t *testing.T) {
 		t.Errorf("the monitor saw no echo request after the port came back")
 	}
 	st := m.status()
-	lost := 0.0
-	for _, r := range st["rules"].([]any) {
-		lost += r.(map[string]any)["dropped"].(map[string]any)["send_error"].(float64)
-	}
-	if lost == 0 {
-		t.Errorf("copies made while the port was gone were not counted as send errors: %v", st)
+	if st.Total.Dropped.SendError == 0 {
+		t.Errorf("copies made while the port was gone were not counted as send errors: %+v", st.Total)
 	}
 	m.stop()
 }
