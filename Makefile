@@ -5,6 +5,9 @@
 #   make build   bin/nfmirror
 #   make fuzz    fuzz the rules parser for FUZZTIME (default 60s)
 #   make bench   side-by-side mirror benchmark (root; BENCHFLAGS=--quick for ~1 min)
+#   make man     regenerate man/*.{5,8} from docs/*.md (go-md2man)
+#   make install install the binary, man pages, systemd unit and an example
+#                /etc/nfmirror/rules.nft (kept if present); DESTDIR, PREFIX
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -18,9 +21,18 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 # tshark (the analyzer that judges the mirror: checksums, TCP analysis,
 # stream reassembly), iperf3, curl, ping, ip, python3 (an HTTP server).
 # Installed only when a tool is missing.
-DEB_TOOLS := nft:nftables tcpdump:tcpdump tshark:tshark iperf3:iperf3 curl:curl ping:iputils-ping ip:iproute2 python3:python3
+DEB_TOOLS := nft:nftables tcpdump:tcpdump tshark:tshark iperf3:iperf3 curl:curl ping:iputils-ping ip:iproute2 python3:python3 \
+	setpriv:util-linux man:man-db go-md2man:go-md2man systemd-analyze:systemd
 
-.PHONY: all build deps lint unit integration test demo fuzz bench clean
+PREFIX    ?= /usr
+DESTDIR   ?=
+SBINDIR   := $(PREFIX)/sbin
+MANDIR    := $(PREFIX)/share/man
+UNITDIR   ?= /lib/systemd/system
+SYSCONFDIR ?= /etc
+MANPAGES  := man/nfmirror.8 man/nfmirror-rules.5
+
+.PHONY: all build deps lint unit integration test demo fuzz bench clean man install
 
 all: build
 
@@ -58,6 +70,25 @@ fuzz:
 
 bench: deps build
 	./bench/run.sh $(BENCHFLAGS)
+
+# The pages are committed, so building needs no go-md2man; make test checks
+# they match their sources.
+man: $(MANPAGES)
+
+man/%: docs/%.md
+	@mkdir -p man
+	go-md2man -in $< -out $@
+
+install: build
+	install -D -m 0755 bin/nfmirror $(DESTDIR)$(SBINDIR)/nfmirror
+	install -D -m 0644 man/nfmirror.8 $(DESTDIR)$(MANDIR)/man8/nfmirror.8
+	install -D -m 0644 man/nfmirror-rules.5 $(DESTDIR)$(MANDIR)/man5/nfmirror-rules.5
+	install -D -m 0644 dist/systemd/nfmirror.service $(DESTDIR)$(UNITDIR)/nfmirror.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/nfmirror/rules.nft ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/nfmirror/rules.nft"; \
+	else \
+		install -D -m 0644 dist/rules.nft $(DESTDIR)$(SYSCONFDIR)/nfmirror/rules.nft; \
+	fi
 
 clean:
 	rm -rf bin

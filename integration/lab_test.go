@@ -72,6 +72,9 @@ type lab struct {
 	dir                             string
 	mu                              sync.Mutex
 	procs                           []*exec.Cmd
+	// applyEnv is added to the environment of the nfmirror apply that
+	// applyAs starts (e.g. NOTIFY_SOCKET).
+	applyEnv []string
 }
 
 func newLab(t *testing.T) *lab {
@@ -194,7 +197,16 @@ func (l *lab) try(ns string, args ...string) (string, error) {
 // start starts a long-running command in namespace ns; it is killed at cleanup.
 func (l *lab) start(ns string, stdout, stderr *bytes.Buffer, args ...string) *exec.Cmd {
 	l.t.Helper()
+	return l.startEnv(ns, nil, stdout, stderr, args...)
+}
+
+// startEnv is start with env added to the command's environment.
+func (l *lab) startEnv(ns string, env []string, stdout, stderr *bytes.Buffer, args ...string) *exec.Cmd {
+	l.t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if stdout != nil {
 		cmd.Stdout = &lockedWriter{w: stdout}
 	}
@@ -260,7 +272,7 @@ func (l *lab) applyAs(name, rules string, extra ...string) *nfmirror {
 		done:   make(chan struct{}),
 	}
 	args := append([]string{nfmBin, "apply", "-socket", m.socket, "-state-dir", l.stateDir(), "-log-level", "debug"}, extra...)
-	m.cmd = l.start(l.router, nil, m.stderr, append(args, m.rules)...)
+	m.cmd = l.startEnv(l.router, l.applyEnv, nil, m.stderr, append(args, m.rules)...)
 	go func() { m.cmd.Wait(); close(m.done) }()
 	l.t.Cleanup(func() {
 		if l.t.Failed() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/internal/control"
+	"github.com/nfmirror/nfmirror/internal/sdnotify"
 	"github.com/nfmirror/nfmirror/internal/service"
 	"github.com/nfmirror/nfmirror/mirror"
 	"github.com/nfmirror/nfmirror/nfrules"
@@ -210,22 +211,31 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
-		s        settings
-		logLevel slog.Level
-		dryRun   bool
-		reader   string
-		qreader  string
+		s           settings
+		logLevel    slog.Level
+		logFormat   string
+		dryRun      bool
+		reader      string
+		qreader     string
+		socketGroup string
+		metrics     string
 	)
 	fs := newFlagSet("apply", `apply [flags] RULES
 
 Installs RULES and mirrors until SIGINT or SIGTERM, then removes everything it
-added. SIGHUP re-reads RULES and swaps the rules atomically; a bad file is
-reported and the running rules stay. A crash (even kill -9) removes the
-nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, stderr)
+added. SIGHUP re-reads RULES and swaps the rules atomically without losing a
+copy; a bad file is reported and the running rules stay. A crash (even kill -9)
+removes the nftables tables; the next apply, or 'nfmirror flush', removes the
+ip rules and routes left behind. Needs CAP_NET_ADMIN and CAP_NET_RAW (root is
+not required). Under systemd (Type=notify) it reports READY, RELOADING and
+STOPPING.`, stderr)
 	s.register(fs)
 	s.registerSocket(fs, "control socket that 'nfmirror status' reads")
 	fs.IntVar(&s.inst.QueueLen, "queue-len", config.DefaultQueueLen, "copies buffered per channel between the kernel reader and the writer; more are dropped and counted")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&logFormat, "log-format", "text", "text (key=value) or json (one object per line, for journald and log shippers)")
+	fs.StringVar(&socketGroup, "socket-group", "", "group that may read the control socket too (mode 0660; its directory must let the group in); default: its owner only (0600)")
+	fs.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on this address at /metrics, e.g. 127.0.0.1:9772 (off by default)")
 	fs.StringVar(&reader, "nflog-reader", "builtin", "NFLOG reader for IP copies: builtin (one recvmsg per batch, no allocation per copy) or go-nflog")
 	fs.StringVar(&qreader, "nfqueue-reader", "builtin", "NFQUEUE reader for lossless rules: builtin (recvmmsg of up to 64 packets, one verdict per read) or go-nfqueue")
 	fs.BoolVar(&dryRun, "dry-run", false, "check RULES against this machine (destinations must exist), print the ruleset, change nothing")
@@ -255,7 +265,16 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 		fmt.Fprintf(stderr, "nfmirror: -nfqueue-reader %q: want builtin or go-nfqueue\n", qreader)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	var log *slog.Logger
+	switch logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	default:
+		fmt.Fprintf(stderr, "nfmirror: -log-format %q: want text or json\n", logFormat)
+		return exitUsage
+	}
 	if dryRun {
 		plan, err := service.Load(fs.Arg(0), service.CompileOptions(inst, 0), service.DevicesOf(inst))
 		if err != nil {
@@ -265,17 +284,35 @@ nftables table; 'nfmirror flush' removes the ip rules and routes left behind.`, 
 		fmt.Fprint(stdout, plan.NFT())
 		return exitOK
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	err = service.Run(ctx, service.Config{
+	cfg := service.Config{
 		RulesPath:   fs.Arg(0),
 		Instance:    inst,
 		InetReader:  inetReader,
 		QueueReader: queueReader,
 		Log:         log,
-		Reload:      hup,
-	})
+		SocketGroup: socketGroup,
+		Notify: func(states ...string) {
+			if err := sdnotify.Notify(states...); err != nil {
+				log.Warn("tell the service manager", "err", err)
+			}
+		},
+	}
+	if metrics != "" {
+		ms, err := newMetricsServer(metrics, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "nfmirror: -metrics %s: %v\n", metrics, err)
+			return exitError
+		}
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go ms.run(mctx)
+		cfg.Serving = ms.setStatus
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg.Reload = hup
+	err = service.Run(ctx, cfg)
 	if err != nil {
 		var in *service.InputError
 		if errors.As(err, &in) {

@@ -18,7 +18,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -41,12 +43,13 @@ const (
 	clientDeadline = 2 * time.Second
 )
 
-// Listen creates the socket at path, mode 0600, and returns a server that is
-// not yet serving. The directory must exist. A stale socket left by a killed
-// instance is replaced; a socket that still answers belongs to a running
-// instance and is an error, and so is anything at path that is not a socket:
-// Listen never deletes a file it did not make.
-func Listen(path string, status func() any, log *slog.Logger) (*Server, error) {
+// Listen creates the socket at path and returns a server that is not yet
+// serving. The socket is the caller's alone (mode 0600), or, with group set,
+// also its members' (group-owned, mode 0660). A stale socket left by a
+// killed instance is replaced; a socket that still answers belongs to a
+// running instance and is an error, and so is anything at path that is not
+// a socket: Listen never deletes a file it did not make.
+func Listen(path, group string, status func() any, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -70,10 +73,10 @@ func Listen(path string, status func() any, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false) // Run removes it, once
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := setOwner(path, group); err != nil {
 		ln.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("chmod control socket %s: %w", path, err)
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	return &Server{path: path, ln: ln, status: status, log: log, slots: make(chan struct{}, maxClients)}, nil
 }
@@ -151,4 +154,23 @@ func Query(path string, v any) error {
 		return fmt.Errorf("decode status from %s: %w", path, err)
 	}
 	return nil
+}
+
+// setOwner gives the socket its mode and, with group, its group.
+func setOwner(path, group string) error {
+	if group == "" {
+		return os.Chmod(path, 0o600)
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return fmt.Errorf("socket group: %w", err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return fmt.Errorf("socket group %s: gid %q", group, g.Gid)
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		return fmt.Errorf("give it to group %s: %w", group, err)
+	}
+	return os.Chmod(path, 0o660)
 }

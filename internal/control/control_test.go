@@ -16,7 +16,7 @@ import (
 func TestQueryRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "nfm.sock")
 	n := 0
-	srv, err := Listen(path, func() any { n++; return map[string]int{"calls": n} }, nil)
+	srv, err := Listen(path, "", func() any { n++; return map[string]int{"calls": n} }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestQueryRoundTrip(t *testing.T) {
 			t.Fatalf("status calls = %d, want %d", got["calls"], want)
 		}
 	}
-	if _, err := Listen(path, func() any { return nil }, nil); err == nil {
+	if _, err := Listen(path, "", func() any { return nil }, nil); err == nil {
 		t.Fatal("second Listen on a live socket succeeded, want an error")
 	}
 	cancel()
@@ -53,13 +53,13 @@ func TestQueryRoundTrip(t *testing.T) {
 
 func TestListenReplacesStaleSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nfm.sock")
-	srv, err := Listen(path, func() any { return 1 }, nil)
+	srv, err := Listen(path, "", func() any { return 1 }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Simulate a kill -9: the listener dies, the file stays.
 	srv.ln.Close()
-	srv2, err := Listen(path, func() any { return 2 }, nil)
+	srv2, err := Listen(path, "", func() any { return 2 }, nil)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestListenNeverDeletesForeignFiles(t *testing.T) {
 		if err := make(path); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Listen(path, func() any { return 1 }, nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		if _, err := Listen(path, "", func() any { return 1 }, nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
 			t.Errorf("%s in the way: Listen = %v, want an error saying it is not a socket", name, err)
 		}
 		if _, err := os.Lstat(path); err != nil {
@@ -93,7 +93,7 @@ func TestListenNeverDeletesForeignFiles(t *testing.T) {
 // promptly afterwards.
 func TestClientsCannotWedgeTheServer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nfm.sock")
-	srv, err := Listen(path, func() any { return map[string]string{"state": "ok"} }, nil)
+	srv, err := Listen(path, "", func() any { return map[string]string{"state": "ok"} }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

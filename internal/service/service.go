@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 
 	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/internal/control"
+	"github.com/nfmirror/nfmirror/internal/sdnotify"
 	"github.com/nfmirror/nfmirror/mirror"
 	"github.com/nfmirror/nfmirror/nfrules"
 	"github.com/nfmirror/nfmirror/route"
@@ -45,6 +47,17 @@ type Config struct {
 	Log         *slog.Logger
 	// Reload receives a value for every SIGHUP: re-read RulesPath and swap.
 	Reload <-chan os.Signal
+	// SocketGroup, when set, owns the control socket (mode 0660) so that
+	// its members can read status; otherwise only the owner can (0600).
+	SocketGroup string
+	// Notify, when set, tells the service manager how the instance is
+	// doing (sd_notify assignments: READY=1, RELOADING=1, STOPPING=1,
+	// STATUS=...).
+	Notify func(states ...string)
+	// Serving, when set, is called once the instance mirrors, with a
+	// function returning the same status document the control socket
+	// serves (for metrics).
+	Serving func(status func() Status)
 }
 
 // Run installs the rules and mirrors until ctx is cancelled, then removes
@@ -57,6 +70,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func(...string) {}
+	}
+	if err := checkCapabilities(); err != nil {
+		return err
 	}
 	s := &server{cfg: cfg, inst: cfg.Instance, log: cfg.Log, started: time.Now(), totals: newTotals()}
 	return s.run(ctx)
@@ -113,7 +132,7 @@ func (s *server) run(ctx context.Context) (err error) {
 	if err := nfrules.CheckTableFree(s.nft, s.inst.Table); err != nil {
 		return err
 	}
-	ctl, err := control.Listen(s.inst.SocketPath(), s.statusDoc, s.log)
+	ctl, err := control.Listen(s.inst.SocketPath(), s.cfg.SocketGroup, s.statusDoc, s.log)
 	if err != nil {
 		return err
 	}
@@ -125,6 +144,9 @@ func (s *server) run(ctx context.Context) (err error) {
 		return err
 	}
 	s.log.Info("mirroring", "rules", s.cfg.RulesPath, "rules_compiled", len(plan.Rules), "channels", len(plan.Channels), "destinations", s.dests)
+	if s.cfg.Serving != nil {
+		s.cfg.Serving(func() Status { return s.statusDoc().(Status) })
+	}
 
 	ctlCtx, stopCtl := context.WithCancel(context.Background())
 	ctlDone := make(chan error, 1)
@@ -137,9 +159,11 @@ func (s *server) run(ctx context.Context) (err error) {
 	// every lookupInterval for a route an operator moved.
 	lookups := time.NewTicker(lookupInterval)
 	defer lookups.Stop()
+	s.cfg.Notify("READY=1", "STATUS="+s.summary())
 	for {
 		select {
 		case <-ctx.Done():
+			s.cfg.Notify("STOPPING=1")
 			s.log.Info("stopping: removing rules, routes and interface settings")
 			return nil
 		case err := <-s.cur.failed():
@@ -192,6 +216,8 @@ func (s *server) flushLeftovers() error {
 // reload re-reads the rules file and swaps to it; on any error the running
 // generation stays as it was.
 func (s *server) reload(ctx context.Context) {
+	s.cfg.Notify(sdnotify.Reloading()...)
+	defer func() { s.cfg.Notify("READY=1", "STATUS="+s.summary()) }()
 	gen := s.gen + 1
 	plan, err := s.load(gen)
 	if err == nil {
@@ -214,4 +240,15 @@ func (s *server) reload(ctx context.Context) {
 	default:
 		s.log.Info("reloaded", "rules", len(plan.Rules), "generation", gen, "destinations", s.dests)
 	}
+}
+
+// summary is the one-line state for the service manager.
+func (s *server) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return "not mirroring: the last reload failed"
+	}
+	return fmt.Sprintf("mirroring %d rules to %s (generation %d, %d reloads, %d failed)",
+		len(s.cur.plan.Rules), strings.Join(s.dests, ", "), s.gen, s.reloads, s.failedReloads)
 }

@@ -68,9 +68,11 @@ func (c *Counts) add(o Counts) {
 // rule that stayed the same through reloads (same hook, device and text)
 // keeps counting.
 type RuleStatus struct {
-	ID   int    `json:"id"`
-	Pos  string `json:"pos,omitempty"`
-	Text string `json:"text"`
+	ID     int    `json:"id"`
+	Pos    string `json:"pos,omitempty"`
+	Hook   string `json:"hook,omitempty"`
+	Device string `json:"device,omitempty"`
+	Text   string `json:"text"`
 	Counts
 }
 
@@ -221,7 +223,7 @@ func (s *server) buildStatus() Status {
 		for _, r := range g.plan.Rules {
 			c := carried[ruleKey(r)]
 			c.add(rules[r.ID])
-			st.RuleStats = append(st.RuleStats, RuleStatus{ID: r.ID, Pos: r.Pos.String(), Text: r.Text, Counts: c})
+			st.RuleStats = append(st.RuleStats, RuleStatus{ID: r.ID, Pos: r.Pos.String(), Hook: r.Hook.String(), Device: r.Device, Text: r.Text, Counts: c})
 		}
 		if u, ok := rules[-1]; ok && (u.Received > 0 || u.Mirrored > 0) {
 			st.RuleStats = append(st.RuleStats, RuleStatus{ID: -1, Text: "(rule unknown)", Counts: u})
