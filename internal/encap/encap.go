@@ -205,6 +205,18 @@ func New(c Config) (*Encapsulator, error) {
 	return e, nil
 }
 
+// SetSource changes the outer source address (the route to the collector
+// changed), keeping the sequence numbers. It must be of the collector's
+// family.
+func (e *Encapsulator) SetSource(a netip.Addr) error {
+	a = a.Unmap()
+	if !a.IsValid() || a.Is6() != e.v6 {
+		return fmt.Errorf("%w: source %v for collector %v", ErrConfig, a, e.cfg.Dst)
+	}
+	e.cfg.Src = a
+	return nil
+}
+
 // Config returns the encapsulator's configuration, defaults filled in.
 func (e *Encapsulator) Config() Config { return e.cfg }
 
