@@ -343,11 +343,15 @@ func TestFileReusedAcrossReload(t *testing.T) {
 		return f
 	}
 	f1 := get(cfg)
-	f1.SetStats(func() []SourceStats { return []SourceStats{{Source: Source{Hook: HookPrerouting}, Received: 10, Dropped: 1}} })
+	f1.SetStats(func() []SourceStats {
+		return []SourceStats{{Source: Source{Hook: HookPrerouting}, Received: 10, Dropped: 1}}
+	})
 	sendAll(t, f1, fileCopies(3, time.Now()))
 	open1 := f1.Stats().Path
 	f2 := get(cfg) // the reload: same rule
-	f2.SetStats(func() []SourceStats { return []SourceStats{{Source: Source{Hook: HookPrerouting}, Received: 20, Dropped: 2}} })
+	f2.SetStats(func() []SourceStats {
+		return []SourceStats{{Source: Source{Hook: HookPrerouting}, Received: 20, Dropped: 2}}
+	})
 	sendAll(t, f2, fileCopies(3, time.Now()))
 	if f1 != f2 || f2.Stats().Path != open1 {
 		t.Fatalf("the reload opened another file: %q, was %q", f2.Stats().Path, open1)

@@ -36,7 +36,7 @@ func (s *recordSink) Send(p *Packet) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pkts = append(s.pkts, Packet{Data: append([]byte(nil), p.Data...), OrigLen: p.OrigLen, RuleID: p.RuleID, L2: p.L2})
+	s.pkts = append(s.pkts, Packet{Data: append([]byte(nil), p.Data...), OrigLen: p.OrigLen, RuleID: p.RuleID, L2: p.L2, Hook: p.Hook, Dev: p.Dev, Time: p.Time})
 	return nil
 }
 
