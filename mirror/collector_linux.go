@@ -98,6 +98,13 @@ const DefaultInnerMTU = 1500
 // broadcast destinations mapped as on a port; partial checksums completed;
 // super-packets cut to InnerMTU.
 //
+// ICMP errors about the tunnel have no socket to go to, so the collector
+// reads them itself (collector_icmp_linux.go): destination unreachable
+// reports are counted and shown (ICMPUnreachable: the copies left but the
+// collector's port or protocol is closed, or a router has no route), and a
+// packet-too-big lowers the path MTU for 10 minutes, as the kernel's PMTU
+// cache would for a socket.
+//
 // Refresh looks the route, device and neighbour up again; the service calls
 // it periodically (every second or two) and on link changes, and a failed
 // write (no route, no neighbour, device gone) looks again by itself at most
@@ -112,6 +119,8 @@ type Collector struct {
 	path     collectorPath
 	lastLook time.Time
 	enc      *encap.Encapsulator
+	icmp     *icmpWatch // nil if its socket could not be opened
+	mtu      int        // the path MTU of the batch being sent
 
 	seg   segmenter
 	eth   [14]byte // the inner Ethernet header of an IP copy
@@ -180,6 +189,9 @@ func NewCollector(cfg CollectorConfig, log *slog.Logger) (*Collector, error) {
 		return nil, fmt.Errorf("collector %s: %w", cfg.Name, err)
 	}
 	c.h = h
+	if c.icmp, err = openICMPWatch(cfg.NetNS, cfg.Addr.Is6()); err != nil {
+		c.log.Warn("collector: ICMP errors about the tunnel will not be seen", "dest", cfg.Name, "err", err)
+	}
 	if err := c.Refresh(); err != nil && !errors.Is(err, ErrNoRoute) && !errors.Is(err, ErrNoNeighbour) {
 		c.Close()
 		return nil, fmt.Errorf("collector %s: %w", cfg.Name, err)
@@ -216,6 +228,9 @@ func (c *Collector) Refresh() error {
 		if err := c.enc.SetSource(next.src); err != nil {
 			next.err = err
 		}
+	}
+	if c.icmp != nil {
+		c.icmp.setFlow(c.enc.Config().Src, c.cfg.Addr)
 	}
 	c.logChange(old, next)
 	c.path = next
@@ -368,6 +383,12 @@ func (c *Collector) sendBatch(pkts []*Packet, errs []error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = time.Now()
+	c.mtu = c.path.mtu
+	if c.icmp != nil {
+		if m := c.icmp.pathMTU(c.now); m > 0 && m < c.mtu {
+			c.mtu = m // learnt from a packet-too-big
+		}
+	}
 	failed := func(i int, err error) {
 		if errs[i] == nil {
 			errs[i] = err
@@ -495,7 +516,7 @@ func (c *Collector) encapOne(lead, frame []byte, p *Packet, truncated bool, i in
 	if m.Time.IsZero() {
 		m.Time = c.now
 	}
-	outs, res, err := c.enc.Encap(lead, frame, m, c.path.mtu)
+	outs, res, err := c.enc.Encap(lead, frame, m, c.mtu)
 	if err != nil {
 		return err
 	}
@@ -549,6 +570,10 @@ func (c *Collector) Close() error {
 	if c.h != nil {
 		c.h.Close()
 		c.h = nil
+	}
+	if c.icmp != nil {
+		c.icmp.close()
+		c.icmp = nil
 	}
 	return err
 }
@@ -619,6 +644,15 @@ type CollectorStats struct {
 	NoNeighbour uint64 `json:"no_neighbour"`
 	SendErrors  uint64 `json:"send_errors"`
 	OtherErrors uint64 `json:"other_errors"`
+	// ICMPUnreachable counts ICMP destination unreachable reports about
+	// the tunnel's packets (the collector's port or protocol closed, no
+	// route on the way): the copies left, but did not arrive. Unreachable
+	// is the last such report when it came within the last 10 s.
+	ICMPUnreachable uint64 `json:"icmp_unreachable"`
+	Unreachable     string `json:"unreachable,omitempty"`
+	// PacketTooBig counts ICMP packet-too-big (fragmentation-needed)
+	// reports, each lowering the path MTU (shown in MTU) for 10 minutes.
+	PacketTooBig uint64 `json:"packet_too_big"`
 	// Lookups counts lookups after failed writes; NeighbourRequests the
 	// times the kernel was asked to resolve or confirm the next hop.
 	Lookups           uint64 `json:"lookups"`
@@ -629,6 +663,7 @@ type CollectorStats struct {
 func (c *Collector) Stats() CollectorStats {
 	c.mu.Lock()
 	p := c.path
+	icmp := c.icmp
 	c.mu.Unlock()
 	k := &c.c
 	st := CollectorStats{
@@ -652,6 +687,13 @@ func (c *Collector) Stats() CollectorStats {
 	if p.err != nil {
 		st.Down = p.err.Error()
 	}
+	if icmp != nil {
+		now := time.Now()
+		st.ICMPUnreachable, st.Unreachable, st.PacketTooBig = icmp.report(now)
+		if m := icmp.pathMTU(now); m > 0 && m < st.MTU {
+			st.MTU = m
+		}
+	}
 	return st
 }
 
@@ -667,6 +709,9 @@ func (st CollectorStats) Describe() string {
 	}
 	if st.Down != "" {
 		return fmt.Sprintf("%s to %s: down (%s): copies are counted as errors; %s", st.Format, st.Collector, st.Down, policy)
+	}
+	if st.Unreachable != "" {
+		policy += "; unreachable: " + st.Unreachable
 	}
 	return fmt.Sprintf("%s to %s from %s by device %s via %s (%s, %s), path mtu %d; %d IP copies framed, %d Ethernet frames as seen, %d segmented here, %s",
 		st.Format, st.Collector, st.Source, st.Device, st.NextHop, st.NextHopMAC, st.Neighbour, st.MTU,

@@ -634,3 +634,99 @@ func TestCollectorCloseLeaksNothing(t *testing.T) {
 		t.Errorf("after Close: %d fds, was %d", n, beforeFDs)
 	}
 }
+
+// TestCollectorICMPUnreachable: a collector whose port is closed answers
+// with ICMP port unreachable; the copies still leave (nothing waits), the
+// reports are counted and shown; once a decapsulator listens on the port
+// the copies arrive.
+func TestCollectorICMPUnreachable(t *testing.T) {
+	l := newCollectorLab(t)
+	for _, tc := range []struct {
+		name, addr, want string
+		fam              []string
+	}{
+		{"ipv4", "198.18.2.9", "icmp port unreachable from 198.18.2.9", []string{"local", "198.18.2.9"}},
+		{"ipv6", "2001:db8:2::9", "icmpv6 port unreachable", []string{"local", "2001:db8:2::9"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			col := l.collector(t, CollectorConfig{Format: encap.VXLAN, Addr: netip.MustParseAddr(tc.addr), VNI: 44, Port: 4799})
+			pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-closed")
+			var st CollectorStats
+			for range 30 { // the collector rate-limits its ICMP: one a second or so
+				if err := col.Send(&Packet{Data: pkt}); err != nil {
+					t.Fatalf("Send: %v", err)
+				}
+				time.Sleep(100 * time.Millisecond)
+				if st = col.Stats(); st.ICMPUnreachable > 0 {
+					break
+				}
+			}
+			if st.ICMPUnreachable == 0 || !strings.Contains(st.Unreachable, tc.want) || !strings.Contains(st.Describe(), "unreachable: ") || st.Errors != 0 {
+				t.Fatalf("stats %+v: want the port unreachable reports counted and shown", st)
+			}
+			dev := "vx9" + tc.name[3:]
+			l.c.IP(t, append([]string{"link", "add", dev, "type", "vxlan", "id", "44", "dstport", "4799", "dev", "up1"}, tc.fam...)...)
+			l.c.IP(t, "link", "set", dev, "up")
+			fd := captureSocket(t, l.c, dev)
+			tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
+			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+			if err := col.Send(&Packet{Data: pkt}); err != nil {
+				t.Fatal(err)
+			}
+			if got := captureFD(fd, 1, nil); len(got) != 1 || !bytes.Equal(got[0], l.innerFrame(pkt)) {
+				t.Errorf("%d frames decapsulated after the port opened, want the copy", len(got))
+			}
+		})
+	}
+}
+
+// TestCollectorPacketTooBig: an IPv6 collector behind a router whose next
+// link has an MTU of 1300. The first large copy, a 1470-byte packet, is
+// refused by the router with a packet-too-big; the collector learns the
+// path MTU from it and cuts later outer packets to 1300, which the far
+// side decapsulates.
+func TestCollectorPacketTooBig(t *testing.T) {
+	l := newCollectorLab(t)
+	d := nstest.New(t)
+	l.c.IP(t, "link", "add", "dn0", "type", "veth", "peer", "name", "dn1", "netns", d.Name)
+	l.c.IP(t, "link", "set", "dn0", "mtu", "1300")
+	l.c.IP(t, "addr", "add", "2001:db8:3::1/64", "dev", "dn0", "nodad")
+	l.c.IP(t, "link", "set", "dn0", "up")
+	l.c.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	d.IP(t, "link", "set", "dn1", "mtu", "1300")
+	d.IP(t, "addr", "add", "2001:db8:3::9/64", "dev", "dn1", "nodad")
+	d.IP(t, "link", "set", "dn1", "up")
+	d.IP(t, "-6", "route", "add", "default", "via", "2001:db8:3::1")
+	d.IP(t, "link", "add", "vx6", "type", "vxlan", "id", "43", "dstport", "4790", "local", "2001:db8:3::9", "dev", "dn1")
+	d.IP(t, "link", "set", "vx6", "up")
+	l.r.IP(t, "-6", "route", "add", "2001:db8:3::/64", "via", "2001:db8:2::9")
+	fd := captureSocket(t, d, "vx6")
+	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+
+	col := l.collector(t, CollectorConfig{Format: encap.VXLAN, Addr: netip.MustParseAddr("2001:db8:3::9"), VNI: 43, Port: 4790})
+	big := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, strings.Repeat("nfm-ptb ", 170)) // 1388 bytes: 1458 in VXLAN over IPv6
+	if err := col.Send(&Packet{Data: big}); err != nil {
+		t.Fatal(err)
+	}
+	var st CollectorStats
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		if st = col.Stats(); st.PacketTooBig > 0 {
+			break
+		}
+	}
+	if st.PacketTooBig == 0 || st.MTU != 1300 {
+		t.Fatalf("stats %+v: want the packet-too-big learnt, path mtu 1300", st)
+	}
+	drainFD(fd)
+	if err := col.Send(&Packet{Data: big}); err != nil {
+		t.Fatal(err)
+	}
+	if got := captureFD(fd, 1, nil); len(got) != 1 || !bytes.Equal(got[0], l.innerFrame(big)) {
+		t.Errorf("%d frames decapsulated beyond the 1300 link, want the copy", len(got))
+	}
+	if st := col.Stats(); st.Fragmented != 1 {
+		t.Errorf("stats %+v: want the second copy fragmented to the learnt MTU", st)
+	}
+}
