@@ -509,3 +509,30 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkEncap(b *testing.B) {
+	lead := ethHeader(macB, macA, 0x0800, 0)
+	for _, bc := range []struct {
+		name string
+		cfg  Config
+		n    int
+	}{
+		{"vxlan4/1500", Config{Format: VXLAN, Src: src4, Dst: dst4, VNI: 1}, 1460},
+		{"vxlan6/1500", Config{Format: VXLAN, Src: src6, Dst: dst6, VNI: 1}, 1460},
+		{"vxlan4/200", Config{Format: VXLAN, Src: src4, Dst: dst4, VNI: 1}, 160},
+		{"erspan3/1500", Config{Format: ERSPAN3, Src: src4, Dst: dst4, Session: 1}, 1460},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := mustNew(b, bc.cfg)
+			ip := tcpIP("198.18.50.1", "198.18.60.2", 1, 2, bc.n)
+			m := Meta{Time: time.Now()}
+			b.SetBytes(int64(len(ip)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := e.Encap(lead, ip, m, 1500); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
