@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nfmirror/nfmirror/internal/encap"
 	"github.com/nfmirror/nfmirror/internal/nstest"
+	"github.com/nfmirror/nfmirror/nfrules"
 	"golang.org/x/sys/unix"
 )
 
@@ -728,5 +731,115 @@ func TestCollectorPacketTooBig(t *testing.T) {
 	}
 	if st := col.Stats(); st.Fragmented != 1 {
 		t.Errorf("stats %+v: want the second copy fragmented to the learnt MTU", st)
+	}
+}
+
+// guardSink hands copies to a collector and notes any copy that is one of
+// the collector's own tunnel packets (VXLAN to 4789): a loop.
+type guardSink struct {
+	*Collector
+	tunnel atomic.Uint64
+}
+
+func (s *guardSink) SendBatch(pkts []*Packet, errs []error) {
+	for _, p := range pkts {
+		ip := p.Data
+		if p.L2 {
+			if len(ip) < 14 || binary.BigEndian.Uint16(ip[12:]) != ethIPv4 {
+				continue
+			}
+			ip = ip[14:]
+		}
+		if len(ip) >= 28 && ip[0]>>4 == 4 && ip[9] == protoUDP && binary.BigEndian.Uint16(ip[22:]) == encap.VXLANPort {
+			s.tunnel.Add(1)
+		}
+	}
+	s.Collector.SendBatch(pkts, errs)
+}
+
+func (s *guardSink) Send(p *Packet) error {
+	var err [1]error
+	s.SendBatch([]*Packet{p}, err[:])
+	return err[0]
+}
+
+// TestCollectorLoopGuard: the one-uplink loop. Unfiltered rules copy
+// everything at postrouting and at the uplink's netdev egress to a VXLAN
+// collector reached by that same uplink. The tunnel packets never pass
+// postrouting (AF_PACKET), and at the netdev egress hook they carry the
+// collector's mark, which the guard first in the chain returns on: no
+// tunnel packet is ever copied, copies stop when the traffic stops, and
+// the traffic itself is unaffected. Without the guard in the egress chain
+// the same test sees the loop at once.
+func TestCollectorLoopGuard(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		guard string
+	}{
+		{"guarded", "meta mark & 0xffffff00 == 0x6e666d00 return"},
+		{"without the guard the loop shows", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newCollectorLab(t)
+			if _, errOut, err := l.r.Run(fmt.Sprintf(`
+table inet loop {
+	chain post { type filter hook postrouting priority 110; meta mark & 0xffffff00 == 0x6e666d00 return; log group 21 prefix "nfm:0"; }
+}
+table netdev loop {
+	chain eg { type filter hook egress device "up0" priority 10; %s; log group 21 prefix "nfm:1"; }
+}
+`, tc.guard), "nft", "-f", "-"); err != nil {
+				t.Fatalf("rules: %v: %s", err, errOut)
+			}
+			col := l.collector(t, CollectorConfig{Name: "lab", Format: encap.VXLAN, Addr: netip.MustParseAddr("198.18.2.9"), VNI: 42})
+			sink := &guardSink{Collector: col}
+			p, err := NewPipeline(Config{
+				Channels: []nfrules.Channel{{Kind: nfrules.ChannelNFLOG, Num: 21, Netdev: true, Dest: "lab", RuleIDs: []int{0, 1}}},
+				Rules:    []nfrules.PlannedRule{{ID: 0, Hook: nfrules.HookPostrouting}, {ID: 1, Hook: nfrules.HookEgress, Device: "up0"}},
+				Sinks:    map[string]Sink{"lab": sink},
+				NetNS:    l.r.FD(),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- p.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-errc; err != nil {
+					t.Errorf("pipeline: %v", err)
+				}
+			}()
+			<-p.Ready()
+			received := func() uint64 { return p.Counters().Snapshot().Channels[0].Received }
+			if tc.guard == "" {
+				l.r.Run("", "ping", "-c", "1", "-W", "1", "198.18.2.9")
+				for range 20 {
+					if sink.tunnel.Load() > 0 {
+						return // the loop, as expected without the guard
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				t.Fatalf("no tunnel packet was copied without the guard (%d copies): the test cannot see a loop", received())
+			}
+			out, _, err := l.r.Run("", "ping", "-c", "20", "-i", "0.01", "-W", "1", "198.18.2.9")
+			if err != nil || !strings.Contains(out, "20 received") {
+				t.Fatalf("the production traffic suffered: %v\n%s", err, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+			settled := received()
+			time.Sleep(500 * time.Millisecond)
+			if n := received(); n != settled || n < 40 || n > 50 {
+				t.Errorf("%d copies, then %d after 500 ms of quiet: want the 20 requests at postrouting and egress (40) and a few ARP frames, and no more", settled, n)
+			}
+			if n := sink.tunnel.Load(); n != 0 {
+				t.Errorf("%d tunnel packets were copied: a loop", n)
+			}
+			t.Logf("%d copies of 20 pings, %d tunnel frames written, none copied", settled, col.Stats().Frames)
+			if st := col.Stats(); st.Errors != 0 || st.Packets != settled {
+				t.Errorf("collector %+v, want every copy sent", st)
+			}
+		})
 	}
 }
