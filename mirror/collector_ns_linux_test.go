@@ -843,3 +843,69 @@ table netdev loop {
 		})
 	}
 }
+
+// TestCollectorFollowsRouteAndNeighbour: the collector's MAC changes (and
+// the old neighbour entry goes, as the kernel's garbage collection or an
+// operator would drop it): Refresh resolves the new one and copies reach
+// the collector again. Then the route to the collector moves to another
+// uplink: the tunnel follows it.
+func TestCollectorFollowsRouteAndNeighbour(t *testing.T) {
+	l := newCollectorLab(t)
+	col := l.collector(t, CollectorConfig{Format: encap.VXLAN, Addr: netip.MustParseAddr("198.18.2.9"), VNI: 42})
+	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-follow")
+	arrives := func(what string) {
+		t.Helper()
+		drainFD(l.vx4FD)
+		var got [][]byte
+		for range 10 { // the first copies may still go the old way
+			if err := col.Send(&Packet{Data: pkt}); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if got = captureFD(l.vx4FD, 1, nil); len(got) > 0 {
+				break
+			}
+		}
+		if len(got) == 0 {
+			t.Fatalf("%s: the collector received nothing: %s", what, col.Stats().Describe())
+		}
+	}
+	arrives("at first")
+
+	l.c.IP(t, "link", "set", "up1", "address", "02:00:00:00:09:09")
+	l.r.IP(t, "neigh", "flush", "dev", "up0")
+	for range 30 {
+		if col.Refresh() == nil && col.Stats().NextHopMAC == "02:00:00:00:09:09" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := col.Stats(); st.NextHopMAC != "02:00:00:00:09:09" {
+		t.Fatalf("next hop MAC %s after the collector's changed: %s", st.NextHopMAC, st.Describe())
+	}
+	arrives("after the MAC changed")
+
+	r, c := l.r, l.c
+	r.IP(t, "link", "add", "up2", "type", "veth", "peer", "name", "up3", "netns", c.Name)
+	r.IP(t, "addr", "add", "198.18.4.1/24", "dev", "up2")
+	r.IP(t, "link", "set", "up2", "up")
+	c.IP(t, "addr", "add", "198.18.4.9/24", "dev", "up3")
+	c.IP(t, "link", "set", "up3", "up")
+	up3 := captureSocket(t, c, "up3")
+	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
+	unix.SetsockoptTimeval(up3, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	r.IP(t, "route", "add", "198.18.2.9/32", "via", "198.18.4.9", "dev", "up2")
+	for range 30 {
+		if col.Refresh() == nil && col.Stats().Device == "up2" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := col.Stats(); st.Device != "up2" || st.NextHop != "198.18.4.9" || st.Source != "198.18.4.1" {
+		t.Fatalf("after the route moved: %s", st.Describe())
+	}
+	drainFD(up3)
+	arrives("after the route moved")
+	if got := captureFD(up3, 1, tunnelFrames); len(got) == 0 {
+		t.Error("no tunnel packet on the new uplink")
+	}
+}
