@@ -489,7 +489,7 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 		if completeChecksum(ip) {
 			c.c.checksums.Add(1)
 		}
-		return c.encapOne(lead, ip[:l.end], p, false, i, failed)
+		return c.encapOne(lead, ip, p, false, i, failed) // a frame keeps its padding
 	}
 	// A super-packet: cut it as a port of InnerMTU would carry it. The
 	// segments live in c.seg until the next split, so they are sent

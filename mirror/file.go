@@ -129,6 +129,7 @@ type File struct {
 	ids     map[sourceKey]int
 	seq     int // last rotation number used
 	stopped error
+	openErr string // the last error opening a file, logged once
 
 	closed bool
 	stop   chan struct{}
@@ -293,9 +294,13 @@ func (f *File) write(p *Packet, now time.Time) error {
 	k := f.sourceOf(p)
 	if f.f == nil {
 		if err := f.open(now, k); err != nil {
-			f.log.Warn("open capture file", "path", f.cfg.Path, "err", err)
+			if f.openErr == "" || f.openErr != err.Error() {
+				f.log.Warn("open capture file: copies are counted as errors until it opens", "path", f.cfg.Path, "err", err)
+			}
+			f.openErr = err.Error()
 			return err
 		}
+		f.openErr = ""
 	}
 	id, err := f.interfaceID(k)
 	if err != nil {
