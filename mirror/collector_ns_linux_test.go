@@ -827,19 +827,30 @@ table netdev loop {
 			if err != nil || !strings.Contains(out, "20 received") {
 				t.Fatalf("the production traffic suffered: %v\n%s", err, out)
 			}
+			// The host's own IPv6 chatter (MLD, router solicitations)
+			// goes on being copied, a packet now and then; a loop would
+			// grow without end.
 			time.Sleep(500 * time.Millisecond)
 			settled := received()
 			time.Sleep(500 * time.Millisecond)
-			if n := received(); n != settled || n < 40 || n > 50 {
-				t.Errorf("%d copies, then %d after 500 ms of quiet: want the 20 requests at postrouting and egress (40) and a few ARP frames, and no more", settled, n)
+			n := received()
+			if settled < 40 || n > settled+10 || n > 80 {
+				t.Errorf("%d copies, then %d after 500 ms of quiet: want the 20 requests at postrouting and egress (40), a few of the host's own packets, and no growth", settled, n)
 			}
 			if n := sink.tunnel.Load(); n != 0 {
 				t.Errorf("%d tunnel packets were copied: a loop", n)
 			}
-			t.Logf("%d copies of 20 pings, %d tunnel frames written, none copied", settled, col.Stats().Frames)
-			if st := col.Stats(); st.Errors != 0 || st.Packets != settled {
+			var st CollectorStats
+			for range 20 {
+				if st = col.Stats(); st.Packets == received() {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if st.Errors != 0 || st.Packets != received() || st.Frames != st.Packets {
 				t.Errorf("collector %+v, want every copy sent", st)
 			}
+			t.Logf("%d copies of 20 pings and the host's chatter, %d tunnel frames written, none copied", n, st.Frames)
 		})
 	}
 }

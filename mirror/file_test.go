@@ -265,8 +265,8 @@ func TestFileRotationByTime(t *testing.T) {
 	for _, path := range files {
 		total += tsharkCount(t, path)
 	}
-	if len(files) < 3 || len(files) > 6 || total != 30 {
-		t.Errorf("%d files holding %d packets, want 3-6 files (1.5 s of copies, 400 ms each) holding all 30", len(files), total)
+	if len(files) < 3 || len(files) > 8 || total != 30 { // a loaded machine sleeps longer
+		t.Errorf("%d files holding %d packets, want 3-8 files (1.5 s or more of copies, 400 ms each) holding all 30", len(files), total)
 	}
 }
 
