@@ -13,6 +13,7 @@ import (
 type Counters struct {
 	rules    []ruleCounters // index 0: copies whose rule is unknown; ID i at i+1
 	ruleText []string
+	ruleSrc  []Source // where each rule takes its copies, same indexes
 	chans    []chanCounters
 	dests    map[string]*destCounters
 }
@@ -51,12 +52,14 @@ func newCounters(rules []nfrules.PlannedRule, chans []nfrules.Channel) *Counters
 	c := &Counters{
 		rules:    make([]ruleCounters, maxID+2),
 		ruleText: make([]string, maxID+2),
+		ruleSrc:  make([]Source, maxID+2),
 		chans:    make([]chanCounters, len(chans)),
 		dests:    make(map[string]*destCounters),
 	}
 	for _, r := range rules {
 		if r.ID >= 0 {
 			c.ruleText[r.ID+1] = r.Text
+			c.ruleSrc[r.ID+1] = ruleSource(r)
 		}
 	}
 	for i, ch := range chans {

@@ -19,21 +19,26 @@ type frameBatch struct {
 	msgs [sendBatchMax]unix.Mmsghdr
 	iovs [sendBatchMax][3]unix.Iovec
 	vhs  [sendBatchMax][vnetHdrLen]byte
-	lls  [sendBatchMax][maxLinkHdr]byte
+	lls  [sendBatchMax][batchHdrMax]byte
 	sas  [sendBatchMax]unix.RawSockaddrLinklayer
 	who  [sendBatchMax]int // the caller's index of each frame
 	n    int
 }
 
-// maxLinkHdr is the longest link-layer header a frame's header part may
-// have: Ethernet with one 802.1Q tag.
+// maxLinkHdr is the longest link-layer header the Writer puts in front of
+// a copy: Ethernet with one 802.1Q tag.
 const maxLinkHdr = 18
+
+// batchHdrMax is the longest header part a frame of a batch may have: a
+// link-layer header, or for a collector an Ethernet header and the outer
+// headers of a tunnel packet (encap.MaxHead).
+const batchHdrMax = 128
 
 // full reports whether another frame would not fit.
 func (b *frameBatch) full() bool { return b.n == sendBatchMax }
 
 // add queues one frame: the virtio_net_hdr vh (nil: none to do), the
-// link-layer header link (at most maxLinkHdr bytes, may be nil) and data.
+// header part link (at most batchHdrMax bytes, copied; may be nil) and data.
 // proto, when not 0, is the ethertype to send a headerless frame with (a
 // device without a link-layer header). who is handed back to flush's failure
 // callback.
@@ -74,7 +79,13 @@ func (b *frameBatch) add(vh *[vnetHdrLen]byte, link, data []byte, ifindex int, p
 // kernel refuses is reported to failed with its error, and the ones after it
 // are still tried. It returns how many were sent.
 func (b *frameBatch) flush(failed func(who int, err error)) int {
-	sent := 0
+	sent, _ := b.flushBytes(failed)
+	return sent
+}
+
+// flushBytes is flush that also returns how many bytes the frames sent
+// carried, their virtio_net_hdr not counted.
+func (b *frameBatch) flushBytes(failed func(who int, err error)) (sent, bytes int) {
 	for i := 0; i < b.n; {
 		k, err := sendmmsg(b.fd, b.msgs[i:b.n], unix.MSG_DONTWAIT)
 		if err != nil {
@@ -85,11 +96,14 @@ func (b *frameBatch) flush(failed func(who int, err error)) int {
 		if k == 0 { // not expected from the kernel; never spin
 			k = 1
 		}
+		for j := i; j < i+k; j++ {
+			bytes += int(b.msgs[j].Len) - vnetHdrLen
+		}
 		sent += k
 		i += k
 	}
 	b.n = 0
-	return sent
+	return sent, bytes
 }
 
 // sendmmsg wraps the system call, which golang.org/x/sys/unix lacks. It

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	nflog "github.com/florianl/go-nflog/v2"
 )
@@ -66,7 +67,9 @@ func (s *goNFLOGSource) register() error {
 			id = ruleIDFromPrefix(*a.Prefix)
 		}
 		p := *a.Payload
-		s.cs.deliver(id, ipOrigLen(p), false, p)
+		m := copyMeta{ruleID: id, origLen: ipOrigLen(p)}
+		libMeta(&m, a.Hook, a.InDev, a.OutDev, a.Timestamp)
+		s.cs.deliver(m, p)
 		return 0
 	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
@@ -88,4 +91,26 @@ func (s *goNFLOGSource) Run(ctx context.Context) error {
 func (s *goNFLOGSource) Close() error {
 	s.stop() // go-nflog's Close blocks until its context is done
 	return s.nf.Close()
+}
+
+// libMeta fills m's hook, device and time from what go-nflog or go-nfqueue
+// decoded (inet channels only); a copy without a kernel timestamp is stamped
+// now.
+func libMeta(m *copyMeta, hook *uint8, in, out *uint32, ts *time.Time) {
+	if hook != nil {
+		m.hook = hookFromKernel(0, *hook)
+	}
+	var i, o uint32
+	if in != nil {
+		i = *in
+	}
+	if out != nil {
+		o = *out
+	}
+	m.dev = devFor(m.hook, i, o)
+	if ts != nil && !ts.IsZero() {
+		m.time = *ts
+	} else {
+		m.time = time.Now()
+	}
 }

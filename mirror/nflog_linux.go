@@ -29,6 +29,7 @@ type nflogReader struct {
 	msg  nflogMsg
 	seq  seqTracker
 	vlan [4]byte
+	now  time.Time // when the datagram being decoded was read
 }
 
 // NFLOG configuration attributes (nfnetlink_log.h, enum nfulnl_attr_config).
@@ -176,6 +177,9 @@ func (r *nflogReader) datagram(n int) {
 		r.cs.cnt.parseErrors.Add(1)
 		return
 	}
+	// Copies the kernel does not stamp (output, postrouting) are stamped
+	// once per datagram: at most the batch timeout (10 ms) late.
+	r.now = time.Now()
 	if err := parseNFLOGDatagram(r.buf[:n], &r.msg, r.handle); err != nil {
 		r.cs.cnt.parseErrors.Add(1)
 		r.log.Debug("decode nflog datagram", "group", r.cs.ch.Num, "err", err)
@@ -234,15 +238,23 @@ func (r *nflogReader) handle(m *nflogMsg) {
 			r.cs.cnt.seqGaps.Add(gap)
 		}
 	}
-	id := ruleIDFromPrefix(m.Prefix)
+	hook := hookFromKernel(m.Family, m.Hook)
+	meta := copyMeta{
+		ruleID: ruleIDFromPrefix(m.Prefix),
+		hook:   hook,
+		dev:    devFor(hook, m.InDev, m.OutDev),
+		time:   kernelTime(m.HasTs, m.TsSec, m.TsUsec, r.now),
+	}
 	if m.Family != nfprotoNetdev {
-		r.cs.deliver(id, ipOrigLen(m.Payload), false, m.Payload)
+		meta.origLen = ipOrigLen(m.Payload)
+		r.cs.deliver(meta, m.Payload)
 		return
 	}
 	// An L2 frame: at ingress the payload starts at the network header and
 	// the MAC header comes separately; at egress the payload starts at the
 	// MAC header. A VLAN tag offloaded into skb metadata goes back after the
 	// MAC addresses, where the wire carries it.
+	meta.l2 = true
 	var mac, body []byte
 	if m.Hook == nfNetdevEgress {
 		mac, body = nil, m.Payload
@@ -259,25 +271,24 @@ func (r *nflogReader) handle(m *nflogMsg) {
 		binary.BigEndian.PutUint16(r.vlan[2:4], m.VLANTCI)
 		tag = r.vlan[:]
 	}
-	origLen := 0
 	if mac != nil {
 		if o := ipOrigLen(body); o > 0 {
-			origLen = o + len(mac) + len(tag)
+			meta.origLen = o + len(mac) + len(tag)
 		}
 	} else if len(body) >= 14 {
 		if o := ipOrigLen(body[14:]); o > 0 {
-			origLen = o + 14 + len(tag)
+			meta.origLen = o + 14 + len(tag)
 		}
 	}
 	switch {
 	case tag == nil:
-		r.cs.deliver(id, origLen, true, mac, body)
+		r.cs.deliver(meta, mac, body)
 	case len(mac) >= 12:
-		r.cs.deliver(id, origLen, true, mac[:12], tag, mac[12:], body)
+		r.cs.deliver(meta, mac[:12], tag, mac[12:], body)
 	case mac == nil && len(body) >= 12:
-		r.cs.deliver(id, origLen, true, body[:12], tag, body[12:])
+		r.cs.deliver(meta, body[:12], tag, body[12:])
 	default:
-		r.cs.deliver(id, origLen, true, mac, body)
+		r.cs.deliver(meta, mac, body)
 	}
 }
 

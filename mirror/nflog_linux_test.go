@@ -3,6 +3,7 @@ package mirror
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/nfmirror/nfmirror/nfrules"
 )
@@ -109,6 +110,52 @@ func TestNFLOGReaderHandle(t *testing.T) {
 			}
 			if c := p.Counters().Snapshot().Channels[0]; c.SeqGaps != tt.wantGaps || c.Received != uint64(tt.wantN) {
 				t.Errorf("channel counters %+v, want %d received, %d lost", c, tt.wantN, tt.wantGaps)
+			}
+		})
+	}
+}
+
+// TestNFLOGReaderMeta: the builtin reader tells each copy's hook, device and
+// time from the message: the kernel's timestamp when there is one, else the
+// time the datagram was read.
+func TestNFLOGReaderMeta(t *testing.T) {
+	ip := []byte{0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2}
+	frame := append([]byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0}, ip...)
+	read := time.Unix(1800000000, 5000)
+	stamp := nlattr(nfulaTimestamp, append(be64(1700000000), be64(250000)...))
+	devs := [][]byte{nlattr(nfulaInDev, be32(3)), nlattr(nfulaOutDev, be32(8))}
+	msg := func(family, hook uint8, payload []byte, attrs ...[]byte) []byte {
+		attrs = append([][]byte{nlattr(nfulaPacketHdr, []byte{8, 0, hook, 0}), nlattr(nfulaPayload, payload)}, attrs...)
+		return packetMsg(family, 1, attrs...)
+	}
+	tests := []struct {
+		name     string
+		dgram    []byte
+		wantHook Hook
+		wantDev  int
+		wantTime time.Time
+	}{
+		{"prerouting, stamped", msg(2, 0, ip, append(devs, stamp)...), HookPrerouting, 3, time.Unix(1700000000, 250000000)},
+		{"input", msg(10, 1, ip, devs...), HookInput, 3, read},
+		{"forward", msg(2, 2, ip, devs...), HookForward, 3, read},
+		{"output leaves by the output device", msg(2, 3, ip, devs[1]), HookOutput, 8, read},
+		{"postrouting unstamped gets the read time", msg(2, 4, ip, devs...), HookPostrouting, 8, read},
+		{"netdev ingress", msg(nfprotoNetdev, nfNetdevIngress, ip, append(devs[:1], stamp, nlattr(nfulaL2Hdr, frame[:14]))...), HookIngress, 3, time.Unix(1700000000, 250000000)},
+		{"netdev egress", msg(nfprotoNetdev, nfNetdevEgress, frame, devs[1], stamp), HookEgress, 8, time.Unix(1700000000, 250000000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := testPipeline(t, &recordSink{}, 4, nfrules.Channel{Dest: "m0", Netdev: true})
+			r := &nflogReader{cs: p.chans[0], now: read}
+			if err := parseNFLOGDatagram(tt.dgram, &r.msg, r.handle); err != nil {
+				t.Fatal(err)
+			}
+			pkt := p.chans[0].q.peek()
+			if pkt == nil {
+				t.Fatal("no copy queued")
+			}
+			if pkt.Hook != tt.wantHook || pkt.Dev != tt.wantDev || !pkt.Time.Equal(tt.wantTime) {
+				t.Errorf("hook %v dev %d time %v, want %v %d %v", pkt.Hook, pkt.Dev, pkt.Time, tt.wantHook, tt.wantDev, tt.wantTime)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package mirror
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 )
 
 // This file decodes NFLOG packet messages (NFULNL_MSG_PACKET) as the kernel
@@ -28,6 +29,9 @@ const (
 	nfulnlMsgConfig = 1
 
 	nfulaPacketHdr = 1
+	nfulaTimestamp = 3
+	nfulaInDev     = 4
+	nfulaOutDev    = 5
 	nfulaPayload   = 9
 	nfulaPrefix    = 10
 	nfulaSeq       = 12
@@ -63,6 +67,11 @@ type nflogMsg struct {
 	HwHeader   []byte // the MAC header as received (ingress)
 	L2Hdr      []byte // the MAC header, netdev and bridge families
 	HwType     uint16
+	InDev      uint32 // input interface index, 0 if none
+	OutDev     uint32 // output interface index, 0 if none
+	TsSec      uint64 // the kernel's timestamp (NFULA_TIMESTAMP), if HasTs
+	TsUsec     uint64
+	HasTs      bool
 	HwLen      uint16
 	Seq        uint32
 	HasSeq     bool
@@ -103,6 +112,21 @@ func parseNFLOGPacket(b []byte, m *nflogMsg) error {
 			m.Hook = v[2]
 		case nfulaPayload:
 			m.Payload = v
+		case nfulaTimestamp:
+			if len(v) < 16 {
+				return errShortMessage
+			}
+			m.TsSec, m.TsUsec, m.HasTs = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), true
+		case nfulaInDev:
+			if len(v) < 4 {
+				return errShortMessage
+			}
+			m.InDev = binary.BigEndian.Uint32(v)
+		case nfulaOutDev:
+			if len(v) < 4 {
+				return errShortMessage
+			}
+			m.OutDev = binary.BigEndian.Uint32(v)
 		case nfulaPrefix:
 			for i, c := range v {
 				if c == 0 {
@@ -150,6 +174,16 @@ func parseNFLOGVLAN(b []byte, m *nflogMsg) error {
 		}
 		return nil
 	})
+}
+
+// kernelTime returns the time of a kernel timestamp in seconds and
+// microseconds (NFULA_TIMESTAMP, NFQA_TIMESTAMP), or fallback when the
+// message had none.
+func kernelTime(has bool, sec, usec uint64, fallback time.Time) time.Time {
+	if !has || sec == 0 && usec == 0 {
+		return fallback
+	}
+	return time.Unix(int64(sec), int64(usec)*1000)
 }
 
 func align4(n int) int { return (n + 3) &^ 3 }

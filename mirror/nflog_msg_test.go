@@ -55,6 +55,9 @@ func TestParseNFLOGDatagram(t *testing.T) {
 		vlan,
 		nlattr(nfulaPayload, ipv4),
 		nlattr(nfulaSeq, be32(99)),
+		nlattr(nfulaTimestamp, append(be64(1700000000), be64(123456)...)),
+		nlattr(nfulaInDev, be32(4)),
+		nlattr(nfulaOutDev, be32(9)),
 	)
 	tests := []struct {
 		name    string
@@ -69,6 +72,7 @@ func TestParseNFLOGDatagram(t *testing.T) {
 				Family: 5, Group: 7, HwProtocol: 0x0800, Hook: 0, Payload: ipv4, Prefix: []byte("nfm:12"),
 				HwHeader: mac, L2Hdr: mac, HwType: 1, HwLen: 14, Seq: 99, HasSeq: true,
 				HasVLAN: true, VLANProto: 0x8100, VLANTCI: 42,
+				TsSec: 1700000000, TsUsec: 123456, HasTs: true, InDev: 4, OutDev: 9,
 			}},
 		},
 		{
@@ -97,6 +101,11 @@ func TestParseNFLOGDatagram(t *testing.T) {
 		{
 			name:    "attribute length past the message",
 			dgram:   packetMsg(2, 1, []byte{200, 0, nfulaPayload, 0}),
+			wantErr: true,
+		},
+		{
+			name:    "short timestamp",
+			dgram:   packetMsg(2, 1, nlattr(nfulaTimestamp, be32(1))),
 			wantErr: true,
 		},
 		{
@@ -133,8 +142,11 @@ func msgEqual(a, b nflogMsg) bool {
 		bytes.Equal(a.Payload, b.Payload) && bytes.Equal(a.Prefix, b.Prefix) &&
 		bytes.Equal(a.HwHeader, b.HwHeader) && bytes.Equal(a.L2Hdr, b.L2Hdr) &&
 		a.HwType == b.HwType && a.HwLen == b.HwLen && a.Seq == b.Seq && a.HasSeq == b.HasSeq &&
-		a.HasVLAN == b.HasVLAN && a.VLANProto == b.VLANProto && a.VLANTCI == b.VLANTCI
+		a.HasVLAN == b.HasVLAN && a.VLANProto == b.VLANProto && a.VLANTCI == b.VLANTCI &&
+		a.TsSec == b.TsSec && a.TsUsec == b.TsUsec && a.HasTs == b.HasTs && a.InDev == b.InDev && a.OutDev == b.OutDev
 }
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func TestRuleIDFromPrefix(t *testing.T) {
 	tests := []struct {

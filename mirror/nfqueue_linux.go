@@ -77,7 +77,9 @@ func (s *nfqueueSource) register() error {
 			if a.CapLen != nil && int(*a.CapLen) > len(p) {
 				orig = int(*a.CapLen)
 			}
-			s.cs.deliver(-1, orig, false, p)
+			m := copyMeta{ruleID: -1, origLen: orig}
+			libMeta(&m, a.Hook, a.InDev, a.OutDev, a.Timestamp)
+			s.cs.deliver(m, p)
 		} else {
 			s.cs.cnt.parseErrors.Add(1)
 		}

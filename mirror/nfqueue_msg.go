@@ -19,6 +19,9 @@ const (
 
 	nfqaPacketHdr  = 1
 	nfqaVerdictHdr = 2
+	nfqaTimestamp  = 4
+	nfqaInDev      = 5
+	nfqaOutDev     = 6
 	nfqaPayload    = 10
 	nfqaCapLen     = 13
 
@@ -43,6 +46,13 @@ type nfqueueMsg struct {
 	HasID   bool
 	Payload []byte
 	CapLen  uint32 // the packet's length when Payload was cut to the copy range; 0 if whole
+	Family  uint8  // nfgenmsg family: NFPROTO_IPV4, NFPROTO_IPV6, ...
+	Hook    uint8  // hook number in Family
+	InDev   uint32 // input interface index, 0 if none
+	OutDev  uint32 // output interface index, 0 if none
+	TsSec   uint64 // the kernel's timestamp (NFQA_TIMESTAMP), if HasTs
+	TsUsec  uint64
+	HasTs   bool
 }
 
 // parseNFQUEUEDatagram decodes the NFQNL_MSG_PACKET messages of one datagram
@@ -64,6 +74,7 @@ func parseNFQUEUEPacket(b []byte, m *nfqueueMsg) error {
 	if len(b) < 4 {
 		return errShortMessage
 	}
+	m.Family = b[0]
 	return walkAttrs(b[4:], func(typ uint16, v []byte) error {
 		switch typ {
 		case nfqaPacketHdr:
@@ -71,8 +82,26 @@ func parseNFQUEUEPacket(b []byte, m *nfqueueMsg) error {
 				return errShortMessage
 			}
 			m.ID, m.HasID = binary.BigEndian.Uint32(v), true
+			if len(v) >= 7 { // packet_id, hw_protocol, hook
+				m.Hook = v[6]
+			}
 		case nfqaPayload:
 			m.Payload = v
+		case nfqaTimestamp:
+			if len(v) < 16 {
+				return errShortMessage
+			}
+			m.TsSec, m.TsUsec, m.HasTs = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), true
+		case nfqaInDev:
+			if len(v) < 4 {
+				return errShortMessage
+			}
+			m.InDev = binary.BigEndian.Uint32(v)
+		case nfqaOutDev:
+			if len(v) < 4 {
+				return errShortMessage
+			}
+			m.OutDev = binary.BigEndian.Uint32(v)
 		case nfqaCapLen:
 			if len(v) < 4 {
 				return errShortMessage

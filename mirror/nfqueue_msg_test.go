@@ -33,27 +33,38 @@ func TestParseNFQUEUEDatagram(t *testing.T) {
 		{
 			name:  "whole packet",
 			dgram: queueMsg(7, nlattr(nfqaPacketHdr, queuePacketHdr(41)), nlattr(5, be32(3)), nlattr(nfqaPayload, ipv4)),
-			want:  []nfqueueMsg{{ID: 41, HasID: true, Payload: ipv4}},
+			want:  []nfqueueMsg{{ID: 41, HasID: true, Payload: ipv4, Family: 2, InDev: 3}},
+		},
+		{
+			name: "hook, devices and timestamp",
+			dgram: queueMsg(7, nlattr(nfqaPacketHdr, append(be32(46), 0x86, 0xdd, 4)), nlattr(nfqaTimestamp, append(be64(1700000001), be64(7)...)),
+				nlattr(nfqaInDev, be32(2)), nlattr(nfqaOutDev, be32(5)), nlattr(nfqaPayload, ipv4)),
+			want: []nfqueueMsg{{ID: 46, HasID: true, Payload: ipv4, Family: 2, Hook: 4, InDev: 2, OutDev: 5, TsSec: 1700000001, TsUsec: 7, HasTs: true}},
+		},
+		{
+			name:    "short timestamp",
+			dgram:   queueMsg(7, nlattr(nfqaPacketHdr, queuePacketHdr(47)), nlattr(nfqaTimestamp, be32(1))),
+			wantErr: "truncated",
 		},
 		{
 			name:  "cut to the copy range",
 			dgram: queueMsg(7, nlattr(nfqaPacketHdr, queuePacketHdr(42)), nlattr(nfqaCapLen, be32(1500)), nlattr(nfqaPayload, ipv4[:20])),
-			want:  []nfqueueMsg{{ID: 42, HasID: true, Payload: ipv4[:20], CapLen: 1500}},
+			want:  []nfqueueMsg{{ID: 42, HasID: true, Payload: ipv4[:20], CapLen: 1500, Family: 2}},
 		},
 		{
 			name:  "no payload",
 			dgram: queueMsg(7, nlattr(nfqaPacketHdr, queuePacketHdr(43))),
-			want:  []nfqueueMsg{{ID: 43, HasID: true}},
+			want:  []nfqueueMsg{{ID: 43, HasID: true, Family: 2}},
 		},
 		{
 			name:  "other message types are skipped",
 			dgram: append(nlmsg(nlmsgNoop, nil), queueMsg(7, nlattr(nfqaPacketHdr, queuePacketHdr(44)))...),
-			want:  []nfqueueMsg{{ID: 44, HasID: true}},
+			want:  []nfqueueMsg{{ID: 44, HasID: true, Family: 2}},
 		},
 		{
 			name:    "a refused verdict is an error, after the packets",
 			dgram:   append(errMsg, queueMsg(7, nlattr(nfqaPacketHdr, queuePacketHdr(45)))...),
-			want:    []nfqueueMsg{{ID: 45, HasID: true}},
+			want:    []nfqueueMsg{{ID: 45, HasID: true, Family: 2}},
 			wantErr: "errno 2",
 		},
 		{
@@ -85,7 +96,9 @@ func TestParseNFQUEUEDatagram(t *testing.T) {
 			}
 			for i := range got {
 				g, w := got[i], tt.want[i]
-				if g.ID != w.ID || g.HasID != w.HasID || g.CapLen != w.CapLen || !bytes.Equal(g.Payload, w.Payload) {
+				if !bytes.Equal(g.Payload, w.Payload) || g.ID != w.ID || g.HasID != w.HasID || g.CapLen != w.CapLen ||
+					g.Family != w.Family || g.Hook != w.Hook || g.InDev != w.InDev || g.OutDev != w.OutDev ||
+					g.TsSec != w.TsSec || g.TsUsec != w.TsUsec || g.HasTs != w.HasTs {
 					t.Errorf("message %d = %+v, want %+v", i, g, w)
 				}
 			}

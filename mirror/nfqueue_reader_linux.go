@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/mdlayher/netlink"
@@ -35,6 +36,7 @@ type nfqueueReader struct {
 	verdict [nfqVerdictMsgSize]byte
 	maxID   uint32
 	haveID  bool
+	now     time.Time // when the packets being decoded were read
 }
 
 // nfqueueReadBatch is how many queued packets one recvmmsg reads at most.
@@ -112,6 +114,7 @@ func (r *nfqueueReader) Run(ctx context.Context) error {
 
 // datagrams decodes the n datagrams recv read, then accepts their packets.
 func (r *nfqueueReader) datagrams(n int) {
+	r.now = time.Now() // for packets the kernel does not stamp
 	for i := range n {
 		l := int(r.hdrs[i].Len)
 		if r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || l > len(r.bufs[i]) {
@@ -148,7 +151,14 @@ func (r *nfqueueReader) handle(m *nfqueueMsg) {
 	if int(m.CapLen) > len(m.Payload) {
 		orig = int(m.CapLen)
 	}
-	r.cs.deliver(-1, orig, false, m.Payload)
+	hook := hookFromKernel(m.Family, m.Hook)
+	r.cs.deliver(copyMeta{
+		ruleID:  -1,
+		origLen: orig,
+		hook:    hook,
+		dev:     devFor(hook, m.InDev, m.OutDev),
+		time:    kernelTime(m.HasTs, m.TsSec, m.TsUsec, r.now),
+	}, m.Payload)
 }
 
 // accept sends one verdict accepting every packet read so far.

@@ -1,5 +1,7 @@
 package mirror
 
+import "time"
+
 // Packet is one copy on its way from a source to a sink.
 //
 // Sources own the memory behind Data: a sink must not keep Data after Send
@@ -18,6 +20,83 @@ type Packet struct {
 	// RuleID is the index of the rule that selected the packet
 	// (nfrules.PlannedRule.ID), or -1 when unknown.
 	RuleID int
+	// Time is when the kernel saw the packet, when it says
+	// (NFULA_TIMESTAMP, NFQA_TIMESTAMP: the kernel stamps copies from
+	// netdev hooks, prerouting, input and forward), else when the reader
+	// received the copy (output and postrouting copies: at most the
+	// reader's batch timeout later). Zero when unknown.
+	Time time.Time
+	// Hook is where the kernel took the copy; HookUnknown when the
+	// source does not say.
+	Hook Hook
+	// Dev is the interface index of the device the copy was taken on: at
+	// netdev hooks and at prerouting, input and forward the device it came
+	// in by, at output and postrouting the device it leaves by; 0 when
+	// unknown.
+	Dev int
+}
+
+// Hook names where the kernel took a copy.
+type Hook uint8
+
+// The hooks a copy can be taken at.
+const (
+	HookUnknown Hook = iota
+	HookPrerouting
+	HookInput
+	HookForward
+	HookOutput
+	HookPostrouting
+	// HookIngress and HookEgress are the netdev hooks of one device.
+	HookIngress
+	HookEgress
+)
+
+var hookNames = [...]string{"unknown", "prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"}
+
+// String returns the hook's name as the rules language spells it.
+func (h Hook) String() string {
+	if int(h) < len(hookNames) {
+		return hookNames[h]
+	}
+	return "unknown"
+}
+
+// Netdev reports whether h is a netdev hook (ingress or egress of a device).
+func (h Hook) Netdev() bool { return h == HookIngress || h == HookEgress }
+
+// Egress reports whether a copy taken at h was on its way out of the host:
+// output, postrouting and netdev egress. Prerouting, input, forward and
+// netdev ingress see packets that came in (forward: a packet passing
+// through, counted as received, as a switch counts a port's ingress).
+func (h Hook) Egress() bool { return h == HookOutput || h == HookPostrouting || h == HookEgress }
+
+// hookFromKernel maps the hook number of an NFLOG or NFQUEUE message to a
+// Hook: netdev hooks for the netdev family, inet hooks for the others.
+func hookFromKernel(family, hook uint8) Hook {
+	if family == nfprotoNetdev {
+		switch hook {
+		case nfNetdevIngress:
+			return HookIngress
+		case nfNetdevEgress:
+			return HookEgress
+		}
+		return HookUnknown
+	}
+	if hook <= 4 { // NF_INET_PRE_ROUTING .. NF_INET_POST_ROUTING
+		return HookPrerouting + Hook(hook)
+	}
+	return HookUnknown
+}
+
+// devFor picks the device a copy was taken on from the input and output
+// interface indexes the kernel reports: the input device for copies that
+// came in, the output device for copies on their way out.
+func devFor(h Hook, in, out uint32) int {
+	if h.Egress() {
+		return int(out)
+	}
+	return int(in)
 }
 
 // Sink replays copies onto one mirror interface.

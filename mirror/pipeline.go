@@ -317,22 +317,23 @@ func (p *Pipeline) waitQuiet(ctx context.Context) {
 }
 
 // deliver counts one copy read from the kernel and queues it for the sink.
-// parts are concatenated into the packet; l2 says it is a whole Ethernet
-// frame rather than an IP packet. It never blocks.
-func (cs *chanState) deliver(ruleID, origLen int, l2 bool, parts ...[]byte) {
-	if ruleID < 0 {
-		ruleID = cs.defRule
+// parts are concatenated into the packet; m says what else the reader knows
+// of it (m.l2: a whole Ethernet frame rather than an IP packet). It never
+// blocks.
+func (cs *chanState) deliver(m copyMeta, parts ...[]byte) {
+	if m.ruleID < 0 {
+		m.ruleID = cs.defRule
 	}
 	cs.cnt.received.Add(1)
-	r := cs.counters.rule(ruleID)
+	r := cs.counters.rule(m.ruleID)
 	if r == &cs.counters.rules[0] {
-		ruleID = -1 // not a rule of this plan
+		m.ruleID = -1 // not a rule of this plan
 	}
 	r.received.Add(1)
-	if origLen > 0 {
+	if m.origLen > 0 {
 		r.truncated.Add(1)
 	}
-	if !cs.q.push(ruleID, origLen, l2, parts...) && !cs.pushWait(ruleID, origLen, l2, parts) {
+	if !cs.q.push(&m, parts...) && !cs.pushWait(&m, parts) {
 		r.queueFull.Add(1)
 		cs.cnt.queueFull.Add(1)
 	}
@@ -341,7 +342,7 @@ func (cs *chanState) deliver(ruleID, origLen int, l2 bool, parts ...[]byte) {
 // pushWait retries a push that found the queue full, for a lossless channel
 // only: it waits for the sink to free a slot, up to losslessWait or until
 // the pipeline stops. It reports whether the copy was queued.
-func (cs *chanState) pushWait(ruleID, origLen int, l2 bool, parts [][]byte) bool {
+func (cs *chanState) pushWait(m *copyMeta, parts [][]byte) bool {
 	if !cs.lossless {
 		return false
 	}
@@ -353,7 +354,7 @@ func (cs *chanState) pushWait(ruleID, origLen int, l2 bool, parts [][]byte) bool
 	defer cs.wait.Stop()
 	for {
 		cs.q.waiting.Store(true)
-		if cs.q.push(ruleID, origLen, l2, parts...) {
+		if cs.q.push(m, parts...) {
 			cs.q.waiting.Store(false)
 			return true
 		}

@@ -266,6 +266,7 @@ func TestPipelineNetns(t *testing.T) {
 				Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, InetReader: reader.r, QueueReader: reader.q,
 			})
 			endCapture := l.capture(t, "icmp")
+			start := time.Now()
 			const count, size = 20, 100
 			if got := l.ping(t, count, "0.01", size); got != count {
 				t.Fatalf("%d of %d pings answered: the pipeline must not hold traffic", got, count)
@@ -273,6 +274,19 @@ func TestPipelineNetns(t *testing.T) {
 			frames := endCapture()
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
+			}
+			// Every copy says where and when the kernel took it.
+			vr, err := l.r.Handle(t).LinkByName("vr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantHook := []Hook{HookPrerouting, HookIngress, HookEgress, HookPrerouting}
+			for _, pkt := range sink.packets() {
+				if pkt.RuleID < 0 || pkt.Hook != wantHook[pkt.RuleID] || pkt.Dev != vr.Attrs().Index ||
+					pkt.Time.Before(start.Add(-time.Second)) || pkt.Time.After(time.Now()) {
+					t.Errorf("rule %d copy: hook %v dev %d time %v, want %v on %d (vr) within the test", pkt.RuleID, pkt.Hook, pkt.Dev, pkt.Time, wantHook[max(pkt.RuleID, 0)], vr.Attrs().Index)
+					break
+				}
 			}
 			var requests, replies [][]byte
 			for _, f := range frames {

@@ -1,6 +1,19 @@
 package mirror
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
+
+// copyMeta is what a reader knows of a copy besides its bytes; push copies
+// it into the packet's slot.
+type copyMeta struct {
+	ruleID, origLen int
+	l2              bool
+	hook            Hook
+	dev             int
+	time            time.Time
+}
 
 // queue is a bounded single-producer single-consumer ring of packet slots
 // between one source's reader goroutine and its destination's sink goroutine.
@@ -53,10 +66,10 @@ func newQueue(n int, wake chan struct{}) *queue {
 	return &queue{slots: make([]Packet, n), small: make([][]byte, n), pool: make(chan []byte, largePool), wake: wake, space: make(chan struct{}, 1)}
 }
 
-// push copies the concatenation of parts into a free slot and wakes the
-// consumer. It reports false, copying nothing, when the queue is full or the
-// copy would pass the large-buffer budget. Only one goroutine may push.
-func (q *queue) push(ruleID, origLen int, l2 bool, parts ...[]byte) bool {
+// push copies the concatenation of parts, and m, into a free slot and wakes
+// the consumer. It reports false, copying nothing, when the queue is full or
+// the copy would pass the large-buffer budget. Only one goroutine may push.
+func (q *queue) push(m *copyMeta, parts ...[]byte) bool {
 	t := q.tail.Load()
 	if t-q.head.Load() >= uint64(len(q.slots)) {
 		return false
@@ -103,7 +116,8 @@ func (q *queue) push(ruleID, origLen int, l2 bool, parts ...[]byte) bool {
 	for _, p := range parts {
 		s.Data = append(s.Data, p...)
 	}
-	s.RuleID, s.OrigLen, s.L2 = ruleID, origLen, l2
+	s.RuleID, s.OrigLen, s.L2 = m.ruleID, m.origLen, m.l2
+	s.Hook, s.Dev, s.Time = m.hook, m.dev, m.time
 	q.tail.Store(t + 1)
 	select {
 	case q.wake <- struct{}{}:

@@ -36,7 +36,7 @@ func (s *recordSink) Send(p *Packet) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pkts = append(s.pkts, Packet{Data: append([]byte(nil), p.Data...), OrigLen: p.OrigLen, RuleID: p.RuleID, L2: p.L2})
+	s.pkts = append(s.pkts, Packet{Data: append([]byte(nil), p.Data...), OrigLen: p.OrigLen, RuleID: p.RuleID, L2: p.L2, Hook: p.Hook, Dev: p.Dev, Time: p.Time})
 	return nil
 }
 
@@ -66,7 +66,7 @@ func TestQueue(t *testing.T) {
 			q := newQueue(tt.size, make(chan struct{}, 1))
 			ok := 0
 			for i := range tt.push {
-				if q.push(i, 0, false, []byte("p"), []byte(fmt.Sprint(i))) {
+				if q.push(&copyMeta{ruleID: i}, []byte("p"), []byte(fmt.Sprint(i))) {
 					ok++
 				}
 			}
@@ -89,7 +89,7 @@ func TestQueue(t *testing.T) {
 				t.Errorf("last = %q, want %q", last, tt.wantLast)
 			}
 			// Freed slots take new packets again.
-			if !q.push(0, 0, false, []byte("again")) {
+			if !q.push(&copyMeta{}, []byte("again")) {
 				t.Error("push after draining failed")
 			}
 		})
@@ -100,12 +100,12 @@ func TestQueueNoAllocInSteadyState(t *testing.T) {
 	q := newQueue(8, make(chan struct{}, 1))
 	data := make([]byte, 1500)
 	for range 8 { // warm every slot
-		q.push(0, 0, false, data)
+		q.push(&copyMeta{}, data)
 		q.peek()
 		q.release()
 	}
 	allocs := testing.AllocsPerRun(1000, func() {
-		q.push(1, 0, false, data[:14], data[14:])
+		q.push(&copyMeta{ruleID: 1}, data[:14], data[14:])
 		q.peek()
 		q.release()
 	})
@@ -151,11 +151,11 @@ func TestPipelineStalledSinkDropsAndCounts(t *testing.T) {
 	defer release() // runs first: a failed test must not leave Send blocked
 	cs := p.chans[0]
 	// The first copy is taken by the sink, which then blocks in Send.
-	cs.deliver(1, 0, false, []byte("first"))
+	cs.deliver(copyMeta{ruleID: 1}, []byte("first"))
 	<-sink.entered
 	start := time.Now()
 	for i := range sent - 1 {
-		cs.deliver(1, 0, false, []byte(fmt.Sprint(i)))
+		cs.deliver(copyMeta{ruleID: 1}, []byte(fmt.Sprint(i)))
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("reader took %v to deliver %d copies to a stalled sink", d, sent)
@@ -204,7 +204,7 @@ func TestPipelineLosslessWaitsForRoom(t *testing.T) {
 		stop := runDests(p)
 		defer stop()
 		for i := range sent {
-			p.chans[0].deliver(-1, 0, false, []byte(fmt.Sprint(i)))
+			p.chans[0].deliver(copyMeta{ruleID: -1}, []byte(fmt.Sprint(i)))
 		}
 		waitFor(t, func() bool { return p.Counters().Snapshot().Rules[0].Mirrored == sent })
 		got := sink.packets()
@@ -225,14 +225,14 @@ func TestPipelineLosslessWaitsForRoom(t *testing.T) {
 		defer stop()
 		defer close(sink.block)
 		cs := p.chans[0]
-		cs.deliver(-1, 0, false, []byte("first"))
+		cs.deliver(copyMeta{ruleID: -1}, []byte("first"))
 		<-sink.entered // held in Send; its slot stays taken
 		for range queueLen - 1 {
-			cs.deliver(-1, 0, false, []byte("queued"))
+			cs.deliver(copyMeta{ruleID: -1}, []byte("queued"))
 		}
 		start := time.Now()
 		for range extra {
-			cs.deliver(-1, 0, false, []byte("late"))
+			cs.deliver(copyMeta{ruleID: -1}, []byte("late"))
 		}
 		if d := time.Since(start); d < extra*losslessWait*9/10 {
 			t.Errorf("%d copies to a full queue returned after %v: each must wait about %v for room", extra, d, losslessWait)
@@ -270,7 +270,7 @@ func TestPipelineCounters(t *testing.T) {
 				orig = 1500
 			}
 			for range n {
-				p.chans[0].deliver(tt.rule, orig, false, []byte("0123456789"))
+				p.chans[0].deliver(copyMeta{ruleID: tt.rule, origLen: orig}, []byte("0123456789"))
 			}
 			waitFor(t, func() bool {
 				r := findRule(p.Counters().Snapshot(), tt.wantRule)
@@ -374,7 +374,7 @@ func BenchmarkQueuePushPop(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		q.push(1, 0, false, data)
+		q.push(&copyMeta{ruleID: 1}, data)
 		q.peek()
 		q.release()
 	}
@@ -392,7 +392,7 @@ func BenchmarkPipelineDeliver(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		p.chans[0].deliver(0, 0, false, data)
+		p.chans[0].deliver(copyMeta{ruleID: 0}, data)
 	}
 }
 
@@ -409,7 +409,7 @@ func TestQueueLargeCopiesBounded(t *testing.T) {
 	big := make([]byte, 60<<10)
 	accepted := 0
 	for range 1000 {
-		if q.push(0, 0, false, big) {
+		if q.push(&copyMeta{}, big) {
 			accepted++
 		}
 	}
@@ -430,12 +430,12 @@ func TestQueueLargeCopiesBounded(t *testing.T) {
 	}
 	small := make([]byte, 100)
 	for range len(q.slots) { // every slot allocates its own small buffer once
-		q.push(0, 0, false, small)
+		q.push(&copyMeta{}, small)
 		q.release()
 	}
 	allocs := testing.AllocsPerRun(200, func() {
-		q.push(0, 0, false, big)
-		q.push(0, 0, false, small)
+		q.push(&copyMeta{}, big)
+		q.push(&copyMeta{}, small)
 		q.release()
 		q.release()
 	})
