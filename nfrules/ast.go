@@ -123,6 +123,18 @@ type Mirror struct {
 	// operator says with "shared"; nfmirror then leaves its flags alone and
 	// guards no port there.
 	Shared bool
+	// To says what Dest is when it is not a local port: a remote collector
+	// or a capture file (Dest is then To.Key()). Its zero value means the
+	// local port Dest.
+	To Destination
+}
+
+// Target is the destination of the statement.
+func (m *Mirror) Target() Destination {
+	if m.To.Kind == DestPort && m.To.Port == "" {
+		return Destination{Kind: DestPort, Port: m.Dest}
+	}
+	return m.To
 }
 
 // Shared reports whether a mirror statement of rs says its destination dest

@@ -93,6 +93,7 @@ type Plan struct {
 
 	opt    Options
 	tables []*tablePlan
+	dests  []Destination
 }
 
 // TableName returns the name of the tables the plan installs.
@@ -230,11 +231,16 @@ func (c *compiler) compileBlocks(rs *Ruleset) {
 	// destination carries the host's own traffic: it gets neither a name
 	// guard nor a port guard (nfmirror's copies never pass an inet hook, and
 	// their mark still keeps them from being copied again).
+	// Only local ports get these guards: copies to a collector leave by a
+	// production uplink, and a file is no device.
 	shared := map[string]bool{}
 	for _, b := range rs.Blocks {
 		for _, r := range b.Rules {
 			for _, m := range r.Mirrors {
 				shared[m.Dest] = shared[m.Dest] || m.Shared
+				if to := m.Target(); !slices.ContainsFunc(c.plan.dests, func(d Destination) bool { return d.Key() == to.Key() }) {
+					c.plan.dests = append(c.plan.dests, to)
+				}
 			}
 		}
 	}
@@ -242,7 +248,7 @@ func (c *compiler) compileBlocks(rs *Ruleset) {
 		getTable(b.Hook.Family())
 		for _, r := range b.Rules {
 			for _, m := range r.Mirrors {
-				if !shared[m.Dest] {
+				if !shared[m.Dest] && m.Target().Local() {
 					dests[b.Hook.Family()][m.Dest] = true
 				}
 			}

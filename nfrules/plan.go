@@ -1,5 +1,12 @@
 package nfrules
 
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
 // ChannelKind says how the kernel hands copies to userspace.
 type ChannelKind int
 
@@ -72,4 +79,88 @@ func (p *Plan) Shared(dest string) bool {
 		}
 	}
 	return false
+}
+
+// DestKind says what a mirror destination is.
+type DestKind int
+
+// The kinds of destinations.
+const (
+	// DestPort is a local mirror port: copies are written onto it as
+	// frames.
+	DestPort DestKind = iota
+	// DestVXLAN is a remote collector reached over VXLAN (RFC 7348).
+	DestVXLAN
+	// DestGRE is a remote collector reached over Ethernet-over-GRE (0x6558).
+	DestGRE
+	// DestERSPAN is a remote collector reached over ERSPAN type II or III.
+	DestERSPAN
+	// DestFile is a pcapng capture file.
+	DestFile
+)
+
+// Destination is where a mirror statement's copies go.
+type Destination struct {
+	Kind DestKind
+	// Port is the device of a DestPort.
+	Port string
+	// Addr is a collector's address (IPv4 or IPv6).
+	Addr netip.Addr
+	// VNI is a VXLAN collector's network identifier; UDPPort its UDP
+	// port (0: 4789).
+	VNI     uint32
+	UDPPort uint16
+	// Session is an ERSPAN collector's session id; Version is 2 (type II)
+	// or 3 (type III).
+	Session uint16
+	Version int
+	// Path is a capture file; RotateBytes and RotateEvery start a new file
+	// past that size or age (0: never); Keep bounds the files kept (0: all).
+	Path        string
+	RotateBytes int64
+	RotateEvery time.Duration
+	Keep        int
+}
+
+// Key is the destination's canonical text, as status and metrics name it:
+// the device of a port, and for others the nft-style words that made it,
+// defaults left out ("vxlan 198.18.2.9 vni 42", "file \"/var/lib/x.pcapng\"").
+// Two statements with the same key share one destination.
+func (d Destination) Key() string {
+	switch d.Kind {
+	case DestVXLAN:
+		s := fmt.Sprintf("vxlan %s vni %d", d.Addr, d.VNI)
+		if d.UDPPort != 0 && d.UDPPort != 4789 {
+			s += fmt.Sprintf(" port %d", d.UDPPort)
+		}
+		return s
+	case DestGRE:
+		return "gre " + d.Addr.String()
+	case DestERSPAN:
+		s := fmt.Sprintf("erspan %s session %d", d.Addr, d.Session)
+		if d.Version == 3 {
+			s += " version 3"
+		}
+		return s
+	case DestFile:
+		return "file " + strconv.Quote(d.Path)
+	}
+	return d.Port
+}
+
+// Local reports whether the destination is a local mirror port.
+func (d Destination) Local() bool { return d.Kind == DestPort }
+
+// Destinations lists the plan's destinations in first-use order: local
+// port i (counting ports only) gets fwmark MARK|i and routing table TABLE+i.
+func (p *Plan) Destinations() []Destination { return p.dests }
+
+// Destination returns the destination whose Key is key.
+func (p *Plan) Destination(key string) (Destination, bool) {
+	for _, d := range p.dests {
+		if d.Key() == key {
+			return d, true
+		}
+	}
+	return Destination{}, false
 }

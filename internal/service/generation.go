@@ -21,7 +21,7 @@ import (
 type generation struct {
 	plan     *nfrules.Plan
 	pipeline *mirror.Pipeline
-	writers  map[string]*mirror.Writer // by destination
+	sinks    *sinkSet
 	cancel   context.CancelFunc
 	done     chan error // receives Run's result once
 }
@@ -61,6 +61,7 @@ func (s *server) swap(ctx context.Context, plan *nfrules.Plan, gen int) error {
 		old := s.cur
 		s.setCurrent(next, gen)
 		s.retire(old, matched)
+		s.closeUnusedFiles()
 		s.limitMemory()
 		return nil
 	}
@@ -119,6 +120,7 @@ func (s *server) startPorts(ctx context.Context, plan *nfrules.Plan, dests []str
 		return errors.Join(errs...)
 	}
 	s.setCurrent(next, gen)
+	s.closeUnusedFiles()
 	s.limitMemory()
 	return nil
 }
@@ -138,32 +140,36 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*generation, er
 	if s.ports == nil {
 		return nil, errors.New("no mirror port is set up")
 	}
-	writers, err := s.openWriters(plan)
+	ss, err := s.openSinks(plan)
 	if err != nil {
 		return nil, err
 	}
 	p, err := mirror.NewPipeline(mirror.Config{
 		Channels:    plan.Channels,
 		Rules:       plan.Rules,
-		Sinks:       sinks(writers),
+		Sinks:       ss.sinks(),
 		QueueLen:    s.inst.QueueLen,
 		InetReader:  s.cfg.InetReader,
 		QueueReader: s.cfg.QueueReader,
 		Log:         s.log,
 	})
 	if err != nil {
-		closeWriters(writers)
+		ss.close()
 		return nil, fmt.Errorf("start copy pipeline: %w", err)
 	}
+	for key, f := range ss.files {
+		counters := p.Counters()
+		f.SetStats(func() []mirror.SourceStats { return counters.SourceStats(key) })
+	}
 	pctx, cancel := context.WithCancel(ctx)
-	g := &generation{plan: plan, pipeline: p, writers: writers, cancel: cancel, done: make(chan error, 1)}
+	g := &generation{plan: plan, pipeline: p, sinks: ss, cancel: cancel, done: make(chan error, 1)}
 	go func() { g.done <- p.Run(pctx) }()
 	select {
 	case <-p.Ready():
 		return g, nil
 	case err := <-g.done:
 		cancel()
-		closeWriters(writers)
+		ss.close()
 		if err == nil {
 			err = errors.New("stopped before it was ready")
 		}
@@ -176,7 +182,7 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*generation, er
 func (s *server) stopNow(g *generation) {
 	g.cancel()
 	<-g.done
-	closeWriters(g.writers)
+	g.sinks.close()
 }
 
 // retire ends a generation whose rules are gone: its pipeline reads what the
@@ -200,7 +206,7 @@ func (s *server) retire(g *generation, matched map[int]nfrules.Counter) {
 	if err != nil {
 		s.log.Warn("copy pipeline", "err", err)
 	}
-	closeWriters(g.writers)
+	g.sinks.close()
 	s.mu.Lock()
 	s.totals.add(g, matched)
 	s.mu.Unlock()

@@ -131,6 +131,9 @@ func (d *Devices) check(rs *nfrules.Ruleset) error {
 		}
 		for _, r := range b.Rules {
 			for _, m := range r.Mirrors {
+				if !m.Target().Local() {
+					continue // a collector or a file: checked when opened
+				}
 				switch {
 				case missing(m.Dest):
 					errs = append(errs, &nfrules.Error{Pos: m.Pos, Msg: fmt.Sprintf("mirror to %q: no such interface", m.Dest)})

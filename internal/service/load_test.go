@@ -102,7 +102,8 @@ func TestStatusTable(t *testing.T) {
 			Counts: Counts{Matched: 12, Mirrored: 11, Dropped: mirror.RuleDrops{QueueFull: 1}}}},
 		Destinations: []DestinationStatus{{
 			DestStats: mirror.DestStats{Name: "span0", Packets: 11, Bytes: 990, Errors: 2},
-			Writer: mirror.WriterStats{
+			Kind:      "port",
+			Writer: &mirror.WriterStats{
 				Devices: []mirror.WriterDevice{{Families: []string{"ipv4"}, Name: "span0", MTU: 1500, Segments: "nfmirror", Carrier: true}},
 				IP:      9, Ethernet: 2, Segmented: 1, NoRoute: 2,
 			},
@@ -117,8 +118,8 @@ func TestStatusTable(t *testing.T) {
 		regexp.MustCompile(`(?m)^since start: 40 matched, 35 mirrored, 5 lost \(2 in the kernel, 1 queue full, 2 send errors\)$`),
 		regexp.MustCompile(`(?m)^since the last reload: 12 matched, 11 mirrored, 1 lost$`),
 		regexp.MustCompile(`(?m)^\s*0\s+12\s+11\s+1\s+0\s+0\s+rules\.nft:3:5\s+tcp dport 80 mirror to "span0"\s*$`),
-		regexp.MustCompile(`(?m)^\s*DESTINATION\s+PACKETS\s+BYTES\s+ERRORS\s+NO ROUTE\s*$`),
-		regexp.MustCompile(`(?m)^\s*span0\s+11\s+990\s+2\s+2\s*$`),
+		regexp.MustCompile(`(?m)^\s*DESTINATION\s+KIND\s+PACKETS\s+BYTES\s+ERRORS\s*$`),
+		regexp.MustCompile(`(?m)^\s*span0\s+port\s+11\s+990\s+2\s*$`),
 		regexp.MustCompile(`(?m)^span0: ipv4 by device span0 \(mtu 1500, larger copies cut by nfmirror\); 9 IP copies framed, 2 Ethernet frames as seen, 1 segmented here`),
 		regexp.MustCompile(`(?m)^\s*nflog 6000\s+span0\s+12\s+3\s+0\s+0\s+0\s*$`),
 	} {

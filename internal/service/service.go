@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := checkCapabilities(); err != nil {
 		return err
 	}
-	s := &server{cfg: cfg, inst: cfg.Instance, log: cfg.Log, started: time.Now(), totals: newTotals()}
+	s := &server{cfg: cfg, inst: cfg.Instance, log: cfg.Log, started: time.Now(), totals: newTotals(), files: map[mirror.FileConfig]*mirror.File{}}
 	return s.run(ctx)
 }
 
@@ -101,6 +101,8 @@ type server struct {
 	lastReload    time.Time
 	totals        *totals // counts of retired generations
 	status        statusCache
+
+	files map[mirror.FileConfig]*mirror.File // capture files open, by settings
 }
 
 func (s *server) run(ctx context.Context) (err error) {
@@ -188,6 +190,7 @@ func (s *server) shutdown() error {
 	}
 	s.retire(s.cur, nil)
 	s.setCurrent(nil, s.gen)
+	s.closeUnusedFiles()
 	if s.ports != nil {
 		if err := s.ports.Undo(); err != nil {
 			errs = append(errs, fmt.Errorf("undo mirror port setup: %w", err))

@@ -77,11 +77,33 @@ type RuleStatus struct {
 }
 
 // DestinationStatus is one mirror destination: what the pipeline handed its
-// writer since start, and how the writer's copies leave (devices, framing,
-// segmenting) in the running generation.
+// sink since start, and what the sink of the running generation did: how a
+// local port's copies leave (devices, framing, segmenting), a collector's
+// path and errors by reason, a capture file's files.
 type DestinationStatus struct {
 	mirror.DestStats
-	Writer mirror.WriterStats `json:"writer"`
+	// Kind is "port", "vxlan", "gre", "erspan" or "file".
+	Kind      string                 `json:"kind"`
+	Writer    *mirror.WriterStats    `json:"writer,omitempty"`
+	Collector *mirror.CollectorStats `json:"collector,omitempty"`
+	File      *mirror.FileStats      `json:"file,omitempty"`
+}
+
+// Describe says in one line how the destination's copies go out.
+func (d DestinationStatus) Describe() string {
+	switch {
+	case d.Writer != nil:
+		return d.Writer.Describe()
+	case d.Collector != nil:
+		return d.Collector.Describe()
+	case d.File != nil:
+		return d.File.Describe()
+	}
+	return "no longer in the rules"
+}
+
+var destKinds = map[nfrules.DestKind]string{
+	nfrules.DestPort: "port", nfrules.DestVXLAN: "vxlan", nfrules.DestGRE: "gre", nfrules.DestERSPAN: "erspan", nfrules.DestFile: "file",
 }
 
 // totals holds the counts of retired generations, by rule key and
@@ -240,8 +262,20 @@ func (s *server) buildStatus() Status {
 		st.Channels = snap.Channels
 		for _, d := range sortedDests(dests) {
 			ds := DestinationStatus{DestStats: d}
-			if w := g.writers[d.Name]; w != nil {
-				ds.Writer = w.Stats()
+			if to, ok := g.plan.Destination(d.Name); ok {
+				ds.Kind = destKinds[to.Kind]
+			}
+			if w := g.sinks.writers[d.Name]; w != nil {
+				ws := w.Stats()
+				ds.Writer = &ws
+			}
+			if c := g.sinks.collectors[d.Name]; c != nil {
+				cs := c.Stats()
+				ds.Collector = &cs
+			}
+			if f := g.sinks.files[d.Name]; f != nil {
+				fs := f.Stats()
+				ds.File = &fs
 			}
 			st.Destinations = append(st.Destinations, ds)
 		}
@@ -304,13 +338,13 @@ func (st *Status) WriteTable(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "DESTINATION\tPACKETS\tBYTES\tERRORS\tNO ROUTE\t")
+	fmt.Fprintln(tw, "DESTINATION\tKIND\tPACKETS\tBYTES\tERRORS\t")
 	for _, d := range st.Destinations {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", d.Name, d.Packets, d.Bytes, d.Errors, d.Writer.NoRoute)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", d.Name, d.Kind, d.Packets, d.Bytes, d.Errors)
 	}
 	tw.Flush()
 	for _, d := range st.Destinations {
-		fmt.Fprintf(w, "%s: %s\n", d.Name, d.Writer.Describe())
+		fmt.Fprintf(w, "%s: %s\n", d.Name, d.Describe())
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
