@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // TestTCPBulkStreamMirrored sends a bounded iperf3 TCP stream (TSO/GSO on,
@@ -29,7 +28,7 @@ func testTCPBulkStream(t *testing.T, mode string) {
 	l := newLab(t)
 	m := l.apply("prerouting {\n    iifname \"eth0\" tcp dport 5201 mirror to \"span0\"" + mode + "\n}\n")
 	l.start(l.server, nil, nil, "iperf3", "-s", "-1", "-B", "198.18.2.2")
-	time.Sleep(300 * time.Millisecond)
+	l.listening(l.server, 5201)
 	ref := l.capture(l.router, "eth0", "in", "tcp dst port 5201")
 	mon := l.mirrorCapture("")
 	out, err := l.try(l.client, "timeout", "30", "iperf3", "-c", "198.18.2.2", "-n", "4M", "-l", "64K")

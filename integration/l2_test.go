@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"sort"
 	"testing"
-	"time"
 )
 
 // TestMirrorL2Exact mirrors every frame of a device from netdev ingress and
@@ -31,7 +30,7 @@ egress "eth0" {
 	l.in(l.client, "ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.2")
 	l.in(l.client, "ping", "-6", "-c", "5", "-i", "0.05", "-W", "2", "2001:db8:2::2")
 	l.in(l.client, "ping", "-c", "3", "-s", "1400", "-i", "0.05", "-W", "2", "198.18.1.1")
-	time.Sleep(time.Second)
+	m.settle()
 
 	want := ref.frames()
 	got := mon.frames()

@@ -330,9 +330,16 @@ func (m *nfmirror) stop() {
 // destinations' packet count stops moving (at most 10 s).
 func (m *nfmirror) settle() {
 	m.l.t.Helper()
+	settle(m.l.t, m.socket)
+}
+
+// settle waits until the instance serving socket has sent everything it
+// received: its destinations' packet counts stop moving (at most 10 s).
+func settle(t *testing.T, socket string) {
+	t.Helper()
 	sent := func() uint64 {
 		var n uint64
-		for _, d := range m.status().Destinations {
+		for _, d := range queryStatus(t, socket).Destinations {
 			n += d.Packets + d.Errors
 		}
 		return n
@@ -351,15 +358,30 @@ func (m *nfmirror) settle() {
 // status returns `nfmirror status --json` decoded.
 func (m *nfmirror) status() service.Status {
 	m.l.t.Helper()
-	out, err := run(nfmBin, "status", "-json", "-socket", m.socket)
+	return queryStatus(m.l.t, m.socket)
+}
+
+// queryStatus returns `nfmirror status --json -socket socket` decoded.
+func queryStatus(t *testing.T, socket string) service.Status {
+	t.Helper()
+	out, err := run(nfmBin, "status", "-json", "-socket", socket)
 	if err != nil {
-		m.l.t.Fatalf("nfmirror status: %v\n%s", err, out)
+		t.Fatalf("nfmirror status: %v\n%s", err, out)
 	}
 	var st service.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		m.l.t.Fatalf("decode status: %v\n%s", err, out)
+		t.Fatalf("decode status: %v\n%s", err, out)
 	}
 	return st
+}
+
+// listening waits until something in namespace ns listens on TCP port.
+func (l *lab) listening(ns string, port int) {
+	l.t.Helper()
+	waitFor(l.t, 5*time.Second, fmt.Sprintf("a listener on port %d", port), func() bool {
+		out, _ := l.try(ns, "ss", "-Htln", fmt.Sprintf("sport = :%d", port))
+		return strings.Contains(out, fmt.Sprintf(":%d", port))
+	})
 }
 
 func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o644) }

@@ -91,7 +91,7 @@ prerouting {
 	// A neighbour solicitation to a multicast address.
 	l.in(l.client, "ip", "-6", "neigh", "flush", "dev", "c0")
 	l.in(l.client, "ping", "-6", "-c", "1", "-W", "2", "2001:db8:1::1")
-	time.Sleep(time.Second)
+	m.settle()
 
 	want := ipPackets(ref.frames(), selected)
 	got := ipPackets(mon.frames(), nil)

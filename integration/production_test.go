@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // hostFirewall is an ordinary stateful router firewall: policy drop on
@@ -92,10 +91,7 @@ func TestProductionTrueMirror(t *testing.T) {
 	l.startHTTP()
 	m := l.apply(productionRules)
 	l.start(l.server, nil, nil, "iperf3", "-s", "-1", "-B", "198.18.2.2")
-	waitFor(t, 5*time.Second, "iperf3 to listen", func() bool {
-		out, _ := l.try(l.server, "ss", "-Htln", "sport = :5201")
-		return strings.Contains(out, "5201")
-	})
+	l.listening(l.server, 5201)
 	ctTCP0, ctAll0 := l.conntrackTCP()
 
 	ref := l.capture(l.router, "eth0", "", "tcp port 80 or tcp port 5201 or arp")

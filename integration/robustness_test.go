@@ -117,7 +117,7 @@ forward {
 	mon := l.mirrorCapture("icmp or icmp6")
 	l.in(l.client, "ping", "-c", "5", "-i", "0.05", "-W", "2", "198.18.2.2")
 	l.in(l.client, "ping", "-6", "-c", "5", "-i", "0.05", "-W", "2", "2001:db8:2::2")
-	time.Sleep(500 * time.Millisecond)
+	m.settle()
 	if n := len(ipPackets(mon.frames(), func(p l3) bool { return p.icmpTy == 8 || p.icmpTy == 128 })); n < 10 {
 		t.Errorf("after SIGCONT the monitor saw %d echo requests, want at least the 10 new ones", n)
 	}

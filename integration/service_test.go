@@ -115,7 +115,7 @@ func TestUnprivilegedTwoCapabilities(t *testing.T) {
 	})
 	mon := l.mirrorCapture("icmp")
 	l.in(l.client, "ping", "-c", "3", "-i", "0.1", "198.18.2.2")
-	time.Sleep(time.Second)
+	settle(t, sock)
 	if n := len(ipPackets(mon.frames(), func(p l3) bool { return p.icmpTy == 8 })); n != 3 {
 		t.Errorf("as nobody with two capabilities: %d of 3 copies arrived\n%s", n, stderr.String())
 	}

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // ICMP errors about the tunnel. Packets written with AF_PACKET have no
@@ -157,13 +159,13 @@ func (w *icmpWatch) handle(b []byte, now time.Time) {
 		qsrc, qdst, proto = netip.AddrFrom4([4]byte(q[12:16])), netip.AddrFrom4([4]byte(q[16:20])), q[9]
 	case w.v6 && len(q) >= 40:
 		qsrc, qdst, proto = netip.AddrFrom16([16]byte(q[8:24])), netip.AddrFrom16([16]byte(q[24:40])), q[6]
-		if proto == protoFragment && len(q) >= 48 {
+		if proto == pkt.ProtoFragment && len(q) >= 48 {
 			proto = q[40]
 		}
 	default:
 		return
 	}
-	if qsrc != w.src || qdst != w.dst || proto != protoUDP && proto != 47 {
+	if qsrc != w.src || qdst != w.dst || proto != pkt.ProtoUDP && proto != 47 {
 		return
 	}
 	switch {

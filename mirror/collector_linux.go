@@ -11,9 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nfmirror/nfmirror/internal/encap"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfmirror/nfmirror/internal/encap"
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // CollectorConfig describes one remote collector: where its copies go and
@@ -122,7 +124,7 @@ type Collector struct {
 	icmp     *icmpWatch // nil if its socket could not be opened
 	mtu      int        // the path MTU of the batch being sent
 
-	seg   segmenter
+	seg   pkt.Segmenter
 	eth   [14]byte // the inner Ethernet header of an IP copy
 	hdr   [batchHdrMax]byte
 	b     frameBatch
@@ -449,12 +451,12 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 	var lead, ip []byte
 	if p.L2 {
 		f := p.Data
-		mac, etype := macHeaderLen(f)
+		mac, etype := pkt.MACHeaderLen(f)
 		if mac == 0 {
 			return encap.ErrShortFrame
 		}
 		c.c.l2.Add(1)
-		if etype != ethIPv4 && etype != ethIPv6 {
+		if etype != pkt.EthIPv4 && etype != pkt.EthIPv6 {
 			// Not IP: as seen, cut at the inner MTU if it is longer.
 			if len(f) > mac+c.cfg.InnerMTU {
 				f, truncated = f[:mac+c.cfg.InnerMTU], true
@@ -463,7 +465,7 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 		}
 		lead, ip = f[:mac], f[mac:]
 	} else {
-		if !plausibleIP(p.Data) {
+		if !pkt.Plausible(p.Data) {
 			return errNotIP
 		}
 		c.c.framed.Add(1)
@@ -472,12 +474,12 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 		if c.path.ether {
 			own = c.path.mac
 		}
-		ipEthernetHeader(lead, ip, own)
+		pkt.EthernetHeader(lead, ip, own)
 	}
-	l, ok := parseIP(ip)
+	l, ok := pkt.Parse(ip)
 	whole := ok && !truncated
 	if whole && !p.L2 {
-		ip = ip[:l.end]
+		ip = ip[:l.End]
 	}
 	switch {
 	case !whole:
@@ -485,8 +487,8 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 			ip, truncated = ip[:c.cfg.InnerMTU], true
 		}
 		return c.encapOne(lead, ip, p, truncated, i, failed)
-	case l.end <= c.cfg.InnerMTU:
-		if completeChecksum(ip) {
+	case l.End <= c.cfg.InnerMTU:
+		if pkt.CompleteChecksum(ip) {
 			c.c.checksums.Add(1)
 		}
 		return c.encapOne(lead, ip, p, false, i, failed) // a frame keeps its padding
@@ -495,13 +497,13 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 	// segments live in c.seg until the next split, so they are sent
 	// before this returns.
 	c.flush(failed)
-	frames, err := c.seg.split(ip, c.cfg.InnerMTU, false)
+	frames, err := c.seg.Split(ip, c.cfg.InnerMTU, false)
 	if err != nil {
 		return err
 	}
 	c.c.segmented.Add(1)
 	for _, f := range frames {
-		if err := c.encapOne(lead, f[headroom:], p, false, i, failed); err != nil {
+		if err := c.encapOne(lead, f[pkt.Headroom:], p, false, i, failed); err != nil {
 			return err
 		}
 	}
@@ -522,9 +524,9 @@ func (c *Collector) encapOne(lead, frame []byte, p *Packet, truncated bool, i in
 	}
 	c.frag = c.frag || res.Fragments > 0
 	c.trunc = c.trunc || res.Truncated
-	etype := uint16(ethIPv4)
+	etype := uint16(pkt.EthIPv4)
 	if c.cfg.Addr.Is6() {
-		etype = ethIPv6
+		etype = pkt.EthIPv6
 	}
 	for _, o := range outs {
 		hdr := c.hdr[:0]

@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nfmirror/nfmirror/internal/encap"
 	"github.com/nfmirror/nfmirror/internal/nstest"
-	"github.com/nfmirror/nfmirror/nfrules"
-	"golang.org/x/sys/unix"
+	"github.com/nfmirror/nfmirror/internal/pkt"
+	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
 )
 
 // collectorMark is the fwmark the tests' collectors write with: one of
@@ -116,10 +118,10 @@ func tunnelFrames(f []byte) bool {
 		return false
 	}
 	switch binary.BigEndian.Uint16(f[12:]) {
-	case ethIPv4:
-		return f[14+9] == protoUDP || f[14+9] == 47
-	case ethIPv6:
-		return len(f) >= 14+40 && (f[14+6] == protoUDP || f[14+6] == 47 || f[14+6] == protoFragment)
+	case pkt.EthIPv4:
+		return f[14+9] == pkt.ProtoUDP || f[14+9] == 47
+	case pkt.EthIPv6:
+		return len(f) >= 14+40 && (f[14+6] == pkt.ProtoUDP || f[14+6] == 47 || f[14+6] == pkt.ProtoFragment)
 	}
 	return false
 }
@@ -150,7 +152,7 @@ func (l *collectorLab) collector(t *testing.T, cfg CollectorConfig) *Collector {
 // innerFrame is the Ethernet frame a copy of the IP packet ip travels as.
 func (l *collectorLab) innerFrame(ip []byte) []byte {
 	h := make([]byte, 14)
-	ipEthernetHeader(h, ip, l.upMAC)
+	pkt.EthernetHeader(h, ip, l.upMAC)
 	return append(h, ip...)
 }
 
@@ -175,8 +177,8 @@ func TestCollectorVXLAN(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			col := l.collector(t, CollectorConfig{Format: encap.VXLAN, Addr: netip.MustParseAddr(tc.addr), VNI: tc.vni, Port: tc.port})
 			good := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-c-good")
-			super := testPacket(false, protoTCP, 9000-52)
-			trunc := testPacket(true, protoTCP, 3000)[:1200]
+			super := pkttest.Packet(false, pkt.ProtoTCP, 9000-52)
+			trunc := pkttest.Packet(true, pkt.ProtoTCP, 3000)[:1200]
 			full := sinkUDPPacket("2001:db8:50::1", "2001:db8:60::2", 5, strings.Repeat("nfm-full", 181)) // 1500 bytes
 			mac := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00, 0x00, 0x2a, 0x08, 0x00}
 			tagged := append(append([]byte(nil), mac...), sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, "nfm-c-l2")...)
@@ -189,13 +191,13 @@ func TestCollectorVXLAN(t *testing.T) {
 				{Data: append([]byte(nil), full...), Hook: HookPostrouting},
 			}
 			want := [][]byte{l.innerFrame(pkts[0].Data), l.innerFrame(good), tagged}
-			var seg segmenter
-			frames, err := seg.split(append([]byte(nil), super...), 1500, false)
+			var seg pkt.Segmenter
+			frames, err := seg.Split(append([]byte(nil), super...), 1500, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, f := range frames {
-				want = append(want, l.innerFrame(f[headroom:]))
+				want = append(want, l.innerFrame(f[pkt.Headroom:]))
 			}
 			want = append(want, l.innerFrame(trunc), l.innerFrame(full))
 			drainFD(l.upFD)
@@ -313,7 +315,7 @@ func TestCollectorGREAndERSPAN(t *testing.T) {
 	tagged := append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00, 0xa0, 0x64, 0x08, 0x00}, sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, "nfm-tag")...)
 	small := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-small")
 	full := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, strings.Repeat("nfm-full", 184)) // 1500 bytes
-	cut := testPacket(false, protoTCP, 3000)[:300]
+	cut := pkttest.Packet(false, pkt.ProtoTCP, 3000)[:300]
 	tests := []struct {
 		name   string
 		cfg    CollectorConfig
@@ -581,8 +583,8 @@ func TestCollectorFollowsPathMTU(t *testing.T) {
 	}
 	drainFD(l.upFD)
 	drainFD(l.vx4FD)
-	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, strings.Repeat("nfm-pmtu", 165)) // 1348 bytes: 1384 in VXLAN, over 1280, under 1500
-	if err := col.Send(&Packet{Data: pkt}); err != nil {
+	pk := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, strings.Repeat("nfm-pmtu", 165)) // 1348 bytes: 1384 in VXLAN, over 1280, under 1500
+	if err := col.Send(&Packet{Data: pk}); err != nil {
 		t.Fatal(err)
 	}
 	outer := captureFD(l.upFD, 2, tunnelFrames)
@@ -594,7 +596,7 @@ func TestCollectorFollowsPathMTU(t *testing.T) {
 			t.Errorf("fragment %d is %d bytes, path mtu 1280", i, len(f))
 		}
 	}
-	if got := captureFD(l.vx4FD, 1, nil); len(got) != 1 || !bytes.Equal(got[0], l.innerFrame(pkt)) {
+	if got := captureFD(l.vx4FD, 1, nil); len(got) != 1 || !bytes.Equal(got[0], l.innerFrame(pk)) {
 		t.Errorf("%d frames decapsulated, want the copy whole", len(got))
 	}
 }
@@ -604,7 +606,7 @@ func TestCollectorSendNoAllocs(t *testing.T) {
 	for _, f := range []encap.Format{encap.VXLAN, encap.ERSPAN3} {
 		col := l.collector(t, CollectorConfig{Format: f, Addr: netip.MustParseAddr("2001:db8:2::9"), VNI: 43, Port: 4790})
 		small := &Packet{Data: sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-allocs"), Hook: HookEgress}
-		super := &Packet{Data: testPacket(true, protoTCP, 9000)}
+		super := &Packet{Data: pkttest.Packet(true, pkt.ProtoTCP, 9000)}
 		frame := &Packet{Data: append(make([]byte, 14), small.Data...), L2: true}
 		frame.Data[12] = 0x08
 		batch := []*Packet{small, frame, small, super, small}
@@ -653,10 +655,10 @@ func TestCollectorICMPUnreachable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			col := l.collector(t, CollectorConfig{Format: encap.VXLAN, Addr: netip.MustParseAddr(tc.addr), VNI: 44, Port: 4799})
-			pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-closed")
+			pk := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-closed")
 			var st CollectorStats
 			for range 30 { // the collector rate-limits its ICMP: one a second or so
-				if err := col.Send(&Packet{Data: pkt}); err != nil {
+				if err := col.Send(&Packet{Data: pk}); err != nil {
 					t.Fatalf("Send: %v", err)
 				}
 				time.Sleep(100 * time.Millisecond)
@@ -673,10 +675,10 @@ func TestCollectorICMPUnreachable(t *testing.T) {
 			fd := captureSocket(t, l.c, dev)
 			tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
 			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-			if err := col.Send(&Packet{Data: pkt}); err != nil {
+			if err := col.Send(&Packet{Data: pk}); err != nil {
 				t.Fatal(err)
 			}
-			if got := captureFD(fd, 1, nil); len(got) != 1 || !bytes.Equal(got[0], l.innerFrame(pkt)) {
+			if got := captureFD(fd, 1, nil); len(got) != 1 || !bytes.Equal(got[0], l.innerFrame(pk)) {
 				t.Errorf("%d frames decapsulated after the port opened, want the copy", len(got))
 			}
 		})
@@ -745,12 +747,12 @@ func (s *guardSink) SendBatch(pkts []*Packet, errs []error) {
 	for _, p := range pkts {
 		ip := p.Data
 		if p.L2 {
-			if len(ip) < 14 || binary.BigEndian.Uint16(ip[12:]) != ethIPv4 {
+			if len(ip) < 14 || binary.BigEndian.Uint16(ip[12:]) != pkt.EthIPv4 {
 				continue
 			}
 			ip = ip[14:]
 		}
-		if len(ip) >= 28 && ip[0]>>4 == 4 && ip[9] == protoUDP && binary.BigEndian.Uint16(ip[22:]) == encap.VXLANPort {
+		if len(ip) >= 28 && ip[0]>>4 == 4 && ip[9] == pkt.ProtoUDP && binary.BigEndian.Uint16(ip[22:]) == encap.VXLANPort {
 			s.tunnel.Add(1)
 		}
 	}
@@ -794,8 +796,8 @@ table netdev loop {
 			col := l.collector(t, CollectorConfig{Name: "lab", Format: encap.VXLAN, Addr: netip.MustParseAddr("198.18.2.9"), VNI: 42})
 			sink := &guardSink{Collector: col}
 			p, err := NewPipeline(Config{
-				Channels: []nfrules.Channel{{Kind: nfrules.ChannelNFLOG, Num: 21, Netdev: true, Dest: "lab", RuleIDs: []int{0, 1}}},
-				Rules:    []nfrules.PlannedRule{{ID: 0, Hook: nfrules.HookPostrouting}, {ID: 1, Hook: nfrules.HookEgress, Device: "up0"}},
+				Channels: []Channel{{Kind: NFLOG, Num: 21, Netdev: true, Dest: "lab", RuleIDs: []int{0, 1}}},
+				Rules:    []Rule{{ID: 0, Hook: HookPostrouting}, {ID: 1, Hook: HookEgress, Device: "up0"}},
 				Sinks:    map[string]Sink{"lab": sink},
 				NetNS:    l.r.FD(),
 			})
@@ -863,13 +865,13 @@ table netdev loop {
 func TestCollectorFollowsRouteAndNeighbour(t *testing.T) {
 	l := newCollectorLab(t)
 	col := l.collector(t, CollectorConfig{Format: encap.VXLAN, Addr: netip.MustParseAddr("198.18.2.9"), VNI: 42})
-	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-follow")
+	pk := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-follow")
 	arrives := func(what string) {
 		t.Helper()
 		drainFD(l.vx4FD)
 		var got [][]byte
 		for range 10 { // the first copies may still go the old way
-			if err := col.Send(&Packet{Data: pkt}); err != nil {
+			if err := col.Send(&Packet{Data: pk}); err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
 			if got = captureFD(l.vx4FD, 1, nil); len(got) > 0 {

@@ -3,8 +3,6 @@ package mirror
 import (
 	"sort"
 	"sync/atomic"
-
-	"github.com/nfmirror/nfmirror/nfrules"
 )
 
 // Counters holds every counter of a pipeline. The pipeline's goroutines
@@ -27,7 +25,7 @@ type ruleCounters struct {
 }
 
 type chanCounters struct {
-	ch          nfrules.Channel
+	ch          Channel
 	received    atomic.Uint64
 	seqGaps     atomic.Uint64
 	enobufs     atomic.Uint64
@@ -44,7 +42,7 @@ type destCounters struct {
 
 // newCounters sizes the counters for a plan's rules, channels and
 // destinations.
-func newCounters(rules []nfrules.PlannedRule, chans []nfrules.Channel) *Counters {
+func newCounters(rules []Rule, chans []Channel) *Counters {
 	maxID := -1
 	for _, r := range rules {
 		maxID = max(maxID, r.ID)
@@ -59,7 +57,7 @@ func newCounters(rules []nfrules.PlannedRule, chans []nfrules.Channel) *Counters
 	for _, r := range rules {
 		if r.ID >= 0 {
 			c.ruleText[r.ID+1] = r.Text
-			c.ruleSrc[r.ID+1] = ruleSource(r)
+			c.ruleSrc[r.ID+1] = r.source()
 		}
 	}
 	for i, ch := range chans {

@@ -18,6 +18,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // FileConfig describes one capture file destination. It is comparable: a
@@ -280,7 +282,7 @@ func (f *File) write(p *Packet, now time.Time) error {
 	}
 	data := p.Data
 	if len(data) == 0 {
-		return errShort
+		return pkt.ErrShort
 	}
 	blockLen := int64(32 + (len(data)+3)&^3)
 	if f.f != nil && f.rotateDue(now, blockLen) {
@@ -334,13 +336,13 @@ func (f *File) completeChecksum(p *Packet) bool {
 	}
 	ip := p.Data
 	if p.L2 {
-		mac, etype := macHeaderLen(ip)
-		if etype != ethIPv4 && etype != ethIPv6 {
+		mac, etype := pkt.MACHeaderLen(ip)
+		if etype != pkt.EthIPv4 && etype != pkt.EthIPv6 {
 			return false
 		}
 		ip = ip[mac:]
 	}
-	return completeChecksum(ip)
+	return pkt.CompleteChecksum(ip)
 }
 
 // sourceOf says where p was taken.

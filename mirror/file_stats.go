@@ -2,26 +2,7 @@ package mirror
 
 import (
 	"sort"
-
-	"github.com/nfmirror/nfmirror/nfrules"
 )
-
-// ruleSource is where a planned rule takes its copies: its hook, and its
-// device for netdev hooks.
-func ruleSource(r nfrules.PlannedRule) Source {
-	h := HookUnknown
-	name := r.Hook.String()
-	for i, n := range hookNames {
-		if n == name && i > 0 {
-			h = Hook(i)
-		}
-	}
-	s := Source{Hook: h}
-	if h.Netdev() {
-		s.Dev = r.Device
-	}
-	return s
-}
 
 // SourceStats returns nfmirror's counts per source for the destination
 // dest, for a capture file's statistics blocks (File.SetStats): per source,

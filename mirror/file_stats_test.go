@@ -3,8 +3,6 @@ package mirror
 import (
 	"reflect"
 	"testing"
-
-	"github.com/nfmirror/nfmirror/nfrules"
 )
 
 // TestCountersSourceStats: a capture file's statistics per source come from
@@ -12,16 +10,16 @@ import (
 // dropped) and the kernel's losses on its channels, charged to the source
 // when the channel has one.
 func TestCountersSourceStats(t *testing.T) {
-	rules := []nfrules.PlannedRule{
-		{ID: 0, Hook: nfrules.HookIngress, Device: "eth0"},
-		{ID: 1, Hook: nfrules.HookPrerouting},
-		{ID: 2, Hook: nfrules.HookPostrouting},
-		{ID: 3, Hook: nfrules.HookEgress, Device: "eth1"}, // to another destination
+	rules := []Rule{
+		{ID: 0, Hook: HookIngress, Device: "eth0"},
+		{ID: 1, Hook: HookPrerouting},
+		{ID: 2, Hook: HookPostrouting},
+		{ID: 3, Hook: HookEgress, Device: "eth1"}, // to another destination
 	}
-	chans := []nfrules.Channel{
-		{Kind: nfrules.ChannelNFLOG, Num: 1, Dest: "file", Netdev: true, RuleIDs: []int{0}},
-		{Kind: nfrules.ChannelNFLOG, Num: 2, Dest: "file", RuleIDs: []int{1, 2}},
-		{Kind: nfrules.ChannelNFLOG, Num: 3, Dest: "port", Netdev: true, RuleIDs: []int{3}},
+	chans := []Channel{
+		{Kind: NFLOG, Num: 1, Dest: "file", Netdev: true, RuleIDs: []int{0}},
+		{Kind: NFLOG, Num: 2, Dest: "file", RuleIDs: []int{1, 2}},
+		{Kind: NFLOG, Num: 3, Dest: "port", Netdev: true, RuleIDs: []int{3}},
 	}
 	c := newCounters(rules, chans)
 	for id, n := range map[int]uint64{0: 10, 1: 20, 2: 30, 3: 40} {

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
+	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
 )
 
 // fileCopies makes n copies from three sources in turn: IP copies from
@@ -207,7 +210,7 @@ func TestFileInterfacesAndTimes(t *testing.T) {
 		{Data: sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-pre"), Hook: HookPrerouting, Time: when},
 		{Data: append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-eg")...), Hook: HookEgress, Dev: 8, L2: true, Time: when.Add(time.Microsecond)},
 		{Data: partial(good), Hook: HookOutput, Time: when.Add(2 * time.Microsecond)},
-		{Data: testPacket(false, protoTCP, 3000)[:200], OrigLen: 3052, Hook: HookForward, Time: when.Add(3 * time.Microsecond)},
+		{Data: pkttest.Packet(false, pkt.ProtoTCP, 3000)[:200], OrigLen: 3052, Hook: HookForward, Time: when.Add(3 * time.Microsecond)},
 	}
 	sendAll(t, f, pkts)
 	if err := f.Close(); err != nil {

@@ -4,6 +4,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // sendBatchMax is how many frames a writer hands the kernel in one sendmmsg.
@@ -18,7 +20,7 @@ type frameBatch struct {
 	fd   int
 	msgs [sendBatchMax]unix.Mmsghdr
 	iovs [sendBatchMax][3]unix.Iovec
-	vhs  [sendBatchMax][vnetHdrLen]byte
+	vhs  [sendBatchMax][pkt.VnetHdrLen]byte
 	lls  [sendBatchMax][batchHdrMax]byte
 	sas  [sendBatchMax]unix.RawSockaddrLinklayer
 	who  [sendBatchMax]int // the caller's index of each frame
@@ -42,17 +44,17 @@ func (b *frameBatch) full() bool { return b.n == sendBatchMax }
 // proto, when not 0, is the ethertype to send a headerless frame with (a
 // device without a link-layer header). who is handed back to flush's failure
 // callback.
-func (b *frameBatch) add(vh *[vnetHdrLen]byte, link, data []byte, ifindex int, proto uint16, who int) {
+func (b *frameBatch) add(vh *[pkt.VnetHdrLen]byte, link, data []byte, ifindex int, proto uint16, who int) {
 	i := b.n
 	b.n++
 	if vh != nil {
 		b.vhs[i] = *vh
 	} else {
-		b.vhs[i] = [vnetHdrLen]byte{}
+		b.vhs[i] = [pkt.VnetHdrLen]byte{}
 	}
 	iov := &b.iovs[i]
 	iov[0].Base = &b.vhs[i][0]
-	iov[0].SetLen(vnetHdrLen)
+	iov[0].SetLen(pkt.VnetHdrLen)
 	n := 1
 	if len(link) > 0 {
 		copy(b.lls[i][:], link)
@@ -97,7 +99,7 @@ func (b *frameBatch) flushBytes(failed func(who int, err error)) (sent, bytes in
 			k = 1
 		}
 		for j := i; j < i+k; j++ {
-			bytes += int(b.msgs[j].Len) - vnetHdrLen
+			bytes += int(b.msgs[j].Len) - pkt.VnetHdrLen
 		}
 		sent += k
 		i += k

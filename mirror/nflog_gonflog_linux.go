@@ -7,6 +7,8 @@ import (
 	"time"
 
 	nflog "github.com/florianl/go-nflog/v2"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // goNFLOGSource reads an inet NFLOG group with github.com/florianl/go-nflog:
@@ -35,7 +37,7 @@ func openGoNFLOG(cs *chanState, netns int, log *slog.Logger) (*goNFLOGSource, er
 		Flags:    nflog.FlagSeq,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open nflog group %d: %w", cs.ch.Num, err)
+		return nil, fmt.Errorf("go-nflog: %w", err)
 	}
 	if raw, err := nf.Con.SyscallConn(); err == nil {
 		setReadBuffer(nf.Con, raw, nflogReadBuf, log)
@@ -67,14 +69,14 @@ func (s *goNFLOGSource) register() error {
 			id = ruleIDFromPrefix(*a.Prefix)
 		}
 		p := *a.Payload
-		m := copyMeta{ruleID: id, origLen: ipOrigLen(p)}
+		m := copyMeta{ruleID: id, origLen: pkt.OrigLen(p)}
 		libMeta(&m, a.Hook, a.InDev, a.OutDev, a.Timestamp)
 		s.cs.deliver(m, p)
 		return 0
 	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
 		s.stop()
-		return fmt.Errorf("register on nflog group %d: %w", s.cs.ch.Num, err)
+		return fmt.Errorf("register: %w", err)
 	}
 	return nil
 }
@@ -82,7 +84,7 @@ func (s *goNFLOGSource) register() error {
 // Run waits until ctx is cancelled, or the reading goroutine fails.
 func (s *goNFLOGSource) Run(ctx context.Context) error {
 	if err := s.wait(ctx); err != nil {
-		return fmt.Errorf("receive from nflog group %d: %w", s.cs.ch.Num, err)
+		return fmt.Errorf("receive: %w", err)
 	}
 	return nil
 }

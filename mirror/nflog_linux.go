@@ -11,8 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfmirror/nfmirror/internal/nfnl"
+
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // nflogReader is nfmirror's own NFLOG group reader: a NETLINK_NETFILTER
@@ -26,36 +30,21 @@ type nflogReader struct {
 	raw  syscall.RawConn
 	log  *slog.Logger
 	buf  []byte
-	msg  nflogMsg
+	msg  nfnl.NFLOGMsg
 	seq  seqTracker
 	vlan [4]byte
 	now  time.Time // when the datagram being decoded was read
 }
 
-// NFLOG configuration attributes (nfnetlink_log.h, enum nfulnl_attr_config).
-const (
-	nfulaCfgCmd      = 1
-	nfulaCfgMode     = 2
-	nfulaCfgNlBufSiz = 3
-	nfulaCfgTimeout  = 4
-	nfulaCfgQThresh  = 5
-	nfulaCfgFlags    = 6
-
-	nfulnlCfgCmdBind = 1
-	nfulnlCopyPacket = 2
-	nfulnlCfgFSeq    = 1
-)
-
 // NFLOG tuning shared by both readers.
 const (
 	// nflogQThresh is how many copies the kernel batches into one datagram;
 	// nflogTimeout (in 1/100 s) flushes a batch that does not fill, so a
-	// lone packet waits at most 10 ms. Each datagram wakes the reader: 64
-	// rather than 4 cut nfmirror's CPU by a quarter to a half and raised
-	// forwarding under 200 kpps of mirrored 64-byte packets from 114k to
-	// 156k pps (make bench, one run each, same machine); 256 rather than
-	// 64 cut it by another 10-20 % and raised forwarding by 5-13 % (two
-	// runs each). The kernel also flushes a batch that fills its buffer.
+	// lone packet waits at most 10 ms. Each datagram wakes the reader, so
+	// larger batches cost the reader and the forwarding path less (the
+	// measurements are in the commit that chose 256 and in
+	// bench/RESULTS.md). The kernel also flushes a batch that fills its
+	// buffer.
 	nflogQThresh = 256
 	nflogTimeout = 1
 	// nflogNlBufSiz is the kernel's batch buffer (it caps it at 128 KiB and
@@ -89,7 +78,7 @@ func (r *nflogReader) configure() error {
 	g := r.cs.ch.Num
 	raw, err := r.conn.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("nflog group %d raw socket: %w", g, err)
+		return fmt.Errorf("raw socket: %w", err)
 	}
 	r.raw = raw
 	setReadBuffer(r.conn, raw, nflogReadBuf, r.log)
@@ -98,23 +87,23 @@ func (r *nflogReader) configure() error {
 	snap := uint32(0xffff)
 	mode := make([]byte, 6)
 	binary.BigEndian.PutUint32(mode[0:4], snap)
-	mode[4] = nfulnlCopyPacket
+	mode[4] = nfnl.NfulnlCopyPacket
 	steps := []struct {
 		what  string
 		attrs []netlink.Attribute
 	}{
-		{"bind", []netlink.Attribute{{Type: nfulaCfgCmd, Data: []byte{nfulnlCfgCmdBind}}}},
-		{"set copy mode", []netlink.Attribute{{Type: nfulaCfgMode, Data: mode}}},
+		{"bind", []netlink.Attribute{{Type: nfnl.NfulaCfgCmd, Data: []byte{nfnl.NfulnlCfgCmdBind}}}},
+		{"set copy mode", []netlink.Attribute{{Type: nfnl.NfulaCfgMode, Data: mode}}},
 		{"set batching", []netlink.Attribute{
-			{Type: nfulaCfgNlBufSiz, Data: be32(nflogNlBufSiz)},
-			{Type: nfulaCfgQThresh, Data: be32(nflogQThresh)},
-			{Type: nfulaCfgTimeout, Data: be32(nflogTimeout)},
-			{Type: nfulaCfgFlags, Data: binary.BigEndian.AppendUint16(nil, nfulnlCfgFSeq)},
+			{Type: nfnl.NfulaCfgNlBufSiz, Data: be32(nflogNlBufSiz)},
+			{Type: nfnl.NfulaCfgQThresh, Data: be32(nflogQThresh)},
+			{Type: nfnl.NfulaCfgTimeout, Data: be32(nflogTimeout)},
+			{Type: nfnl.NfulaCfgFlags, Data: binary.BigEndian.AppendUint16(nil, nfnl.NfulnlCfgFSeq)},
 		}},
 	}
 	for _, s := range steps {
 		if err := nflogConfig(r.conn, g, s.attrs); err != nil {
-			return fmt.Errorf("%s on nflog group %d: %w", s.what, g, err)
+			return fmt.Errorf("%s: %w", s.what, err)
 		}
 	}
 	return nil
@@ -123,7 +112,7 @@ func (r *nflogReader) configure() error {
 // nflogConfig sends one NFULNL_MSG_CONFIG request for group and waits for
 // its acknowledgement.
 func nflogConfig(c *netlink.Conn, group uint16, attrs []netlink.Attribute) error {
-	return nfnlConfig(c, nfnlSubsysULOG<<8|nfulnlMsgConfig, group, attrs)
+	return nfnlConfig(c, nfnl.NfnlSubsysULOG<<8|nfnl.NfulnlMsgConfig, group, attrs)
 }
 
 // nfnlConfig sends one nfnetlink configuration request of type typ for the
@@ -166,7 +155,7 @@ func setReadBuffer(c *netlink.Conn, raw syscall.RawConn, n int, log *slog.Logger
 // Run reads datagrams until ctx is cancelled.
 func (r *nflogReader) Run(ctx context.Context) error {
 	if err := readNetlink(ctx, r.conn, &r.cs.cnt.enobufs, r.recv, r.datagram); err != nil {
-		return fmt.Errorf("receive from nflog group %d: %w", r.cs.ch.Num, err)
+		return fmt.Errorf("receive: %w", err)
 	}
 	return nil
 }
@@ -180,7 +169,7 @@ func (r *nflogReader) datagram(n int) {
 	// Copies the kernel does not stamp (output, postrouting) are stamped
 	// once per datagram: at most the batch timeout (10 ms) late.
 	r.now = time.Now()
-	if err := parseNFLOGDatagram(r.buf[:n], &r.msg, r.handle); err != nil {
+	if err := nfnl.ParseNFLOGDatagram(r.buf[:n], &r.msg, r.handle); err != nil {
 		r.cs.cnt.parseErrors.Add(1)
 		r.log.Debug("decode nflog datagram", "group", r.cs.ch.Num, "err", err)
 	}
@@ -232,7 +221,7 @@ func (r *nflogReader) recv() (int, error) {
 }
 
 // handle turns one decoded message into a packet for the queue.
-func (r *nflogReader) handle(m *nflogMsg) {
+func (r *nflogReader) handle(m *nfnl.NFLOGMsg) {
 	if m.HasSeq {
 		if gap := r.seq.next(m.Seq); gap > 0 {
 			r.cs.cnt.seqGaps.Add(gap)
@@ -245,8 +234,8 @@ func (r *nflogReader) handle(m *nflogMsg) {
 		dev:    devFor(hook, m.InDev, m.OutDev),
 		time:   kernelTime(m.HasTs, m.TsSec, m.TsUsec, r.now),
 	}
-	if m.Family != nfprotoNetdev {
-		meta.origLen = ipOrigLen(m.Payload)
+	if m.Family != nfnl.NfprotoNetdev {
+		meta.origLen = pkt.OrigLen(m.Payload)
 		r.cs.deliver(meta, m.Payload)
 		return
 	}
@@ -256,7 +245,7 @@ func (r *nflogReader) handle(m *nflogMsg) {
 	// MAC addresses, where the wire carries it.
 	meta.l2 = true
 	var mac, body []byte
-	if m.Hook == nfNetdevEgress {
+	if m.Hook == nfnl.NfNetdevEgress {
 		mac, body = nil, m.Payload
 	} else {
 		mac = m.L2Hdr
@@ -272,11 +261,11 @@ func (r *nflogReader) handle(m *nflogMsg) {
 		tag = r.vlan[:]
 	}
 	if mac != nil {
-		if o := ipOrigLen(body); o > 0 {
+		if o := pkt.OrigLen(body); o > 0 {
 			meta.origLen = o + len(mac) + len(tag)
 		}
 	} else if len(body) >= 14 {
-		if o := ipOrigLen(body[14:]); o > 0 {
+		if o := pkt.OrigLen(body[14:]); o > 0 {
 			meta.origLen = o + 14 + len(tag)
 		}
 	}

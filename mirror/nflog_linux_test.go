@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfmirror/nfmirror/nfrules"
+	"github.com/nfmirror/nfmirror/internal/nfnl/nfnltest"
+
+	"github.com/nfmirror/nfmirror/internal/nfnl"
 )
 
 // TestNFLOGReaderHandle feeds hand-made kernel datagrams through the
@@ -16,24 +18,24 @@ func TestNFLOGReaderHandle(t *testing.T) {
 	mac := []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0}
 	frame := append(append([]byte(nil), mac...), ip...)
 	tagged := append(append(append([]byte(nil), mac[:12]...), 0x81, 0, 0, 42), append(mac[12:], ip...)...)
-	vlan := nlattr(nfulaVLAN|0x8000, append(nlattr(nfulaVLANProto, be16(0x8100)), nlattr(nfulaVLANTCI, be16(42))...))
+	vlan := nfnltest.Attr(nfnl.NfulaVLAN|0x8000, append(nfnltest.Attr(nfnl.NfulaVLANProto, nfnltest.BE16(0x8100)), nfnltest.Attr(nfnl.NfulaVLANTCI, nfnltest.BE16(42))...))
 	// One group carries copies of every family and hook: each message says
 	// which (the nfgenmsg family, the packet header's hook).
-	const inet, netdev = 2, nfprotoNetdev
+	const inet, netdev = 2, nfnl.NfprotoNetdev
 	seqsAt := func(family uint8, hook byte, attrs [][]byte, seq ...uint32) []byte {
 		var d []byte
 		for _, s := range seq {
-			hdr := nlattr(nfulaPacketHdr, []byte{8, 0, hook, 0})
-			d = append(d, packetMsg(family, 1, append(append([][]byte{hdr}, attrs...), nlattr(nfulaSeq, be32(s)))...)...)
+			hdr := nfnltest.Attr(nfnl.NfulaPacketHdr, []byte{8, 0, hook, 0})
+			d = append(d, nfnltest.NFLOGPacket(family, 1, append(append([][]byte{hdr}, attrs...), nfnltest.Attr(nfnl.NfulaSeq, nfnltest.BE32(s)))...)...)
 		}
 		return d
 	}
-	ingress := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(netdev, nfNetdevIngress, attrs, seq...) }
-	egress := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(netdev, nfNetdevEgress, attrs, seq...) }
+	ingress := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(netdev, nfnl.NfNetdevIngress, attrs, seq...) }
+	egress := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(netdev, nfnl.NfNetdevEgress, attrs, seq...) }
 	ipv4 := func(attrs [][]byte, seq ...uint32) []byte { return seqsAt(inet, 0, attrs, seq...) }
 	tests := []struct {
 		name     string
-		ch       nfrules.Channel
+		ch       Channel
 		dgram    []byte
 		want     []byte
 		wantL2   bool
@@ -43,44 +45,44 @@ func TestNFLOGReaderHandle(t *testing.T) {
 	}{
 		{
 			name:  "inet copy with a rule prefix",
-			dgram: ipv4([][]byte{nlattr(nfulaPayload, ip), nlattr(nfulaPrefix, []byte("nfm:1\x00"))}, 1, 2, 3),
+			dgram: ipv4([][]byte{nfnltest.Attr(nfnl.NfulaPayload, ip), nfnltest.Attr(nfnl.NfulaPrefix, []byte("nfm:1\x00"))}, 1, 2, 3),
 			want:  ip, wantN: 3, wantRule: 1,
 		},
 		{
 			name:  "sequence gaps count lost copies",
-			dgram: ipv4([][]byte{nlattr(nfulaPayload, ip)}, 7, 8, 12, 13, 20),
+			dgram: ipv4([][]byte{nfnltest.Attr(nfnl.NfulaPayload, ip)}, 7, 8, 12, 13, 20),
 			want:  ip, wantN: 5, wantGaps: 3 + 6, wantRule: -1,
 		},
 		{
 			name:  "ingress frame is the L2 header then the payload",
-			dgram: ingress([][]byte{nlattr(nfulaHwHeader, mac), nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip), nlattr(nfulaPrefix, []byte("nfm:2\x00"))}, 1),
+			dgram: ingress([][]byte{nfnltest.Attr(nfnl.NfulaHwHeader, mac), nfnltest.Attr(nfnl.NfulaL2Hdr, mac), nfnltest.Attr(nfnl.NfulaPayload, ip), nfnltest.Attr(nfnl.NfulaPrefix, []byte("nfm:2\x00"))}, 1),
 			want:  frame, wantL2: true, wantN: 1, wantRule: 2,
 		},
 		{
 			name:  "ingress without L2HDR falls back to the hardware header",
-			dgram: ingress([][]byte{nlattr(nfulaHwHeader, mac), nlattr(nfulaPayload, ip)}, 1),
+			dgram: ingress([][]byte{nfnltest.Attr(nfnl.NfulaHwHeader, mac), nfnltest.Attr(nfnl.NfulaPayload, ip)}, 1),
 			want:  frame, wantL2: true, wantN: 1, wantRule: -1,
 		},
 		{
 			name:  "egress payload is already the frame",
-			dgram: egress([][]byte{nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, frame)}, 1),
+			dgram: egress([][]byte{nfnltest.Attr(nfnl.NfulaL2Hdr, mac), nfnltest.Attr(nfnl.NfulaPayload, frame)}, 1),
 			want:  frame, wantL2: true, wantN: 1, wantRule: -1,
 		},
 		{
 			name:  "offloaded VLAN tag goes back after the MAC addresses",
-			dgram: ingress([][]byte{vlan, nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip)}, 1),
+			dgram: ingress([][]byte{vlan, nfnltest.Attr(nfnl.NfulaL2Hdr, mac), nfnltest.Attr(nfnl.NfulaPayload, ip)}, 1),
 			want:  tagged, wantL2: true, wantN: 1, wantRule: -1,
 		},
 		{
 			name:  "offloaded VLAN tag at egress",
-			dgram: egress([][]byte{vlan, nlattr(nfulaPayload, frame)}, 1),
+			dgram: egress([][]byte{vlan, nfnltest.Attr(nfnl.NfulaPayload, frame)}, 1),
 			want:  tagged, wantL2: true, wantN: 1, wantRule: -1,
 		},
 		{
 			name: "one group, copies of every family and hook in the kernel's order",
-			dgram: append(append(ipv4([][]byte{nlattr(nfulaPayload, ip)}, 1),
-				ingress([][]byte{nlattr(nfulaL2Hdr, mac), nlattr(nfulaPayload, ip)}, 2)...),
-				egress([][]byte{nlattr(nfulaPayload, frame)}, 3)...),
+			dgram: append(append(ipv4([][]byte{nfnltest.Attr(nfnl.NfulaPayload, ip)}, 1),
+				ingress([][]byte{nfnltest.Attr(nfnl.NfulaL2Hdr, mac), nfnltest.Attr(nfnl.NfulaPayload, ip)}, 2)...),
+				egress([][]byte{nfnltest.Attr(nfnl.NfulaPayload, frame)}, 3)...),
 			wantN: 3, wantRule: -1,
 		},
 	}
@@ -90,7 +92,7 @@ func TestNFLOGReaderHandle(t *testing.T) {
 			tt.ch.Netdev = true
 			p := testPipeline(t, &recordSink{}, 64, tt.ch)
 			r := &nflogReader{cs: p.chans[0]}
-			if err := parseNFLOGDatagram(tt.dgram, &r.msg, r.handle); err != nil {
+			if err := nfnl.ParseNFLOGDatagram(tt.dgram, &r.msg, r.handle); err != nil {
 				t.Fatal(err)
 			}
 			q := p.chans[0].q
@@ -122,11 +124,11 @@ func TestNFLOGReaderMeta(t *testing.T) {
 	ip := []byte{0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2}
 	frame := append([]byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0}, ip...)
 	read := time.Unix(1800000000, 5000)
-	stamp := nlattr(nfulaTimestamp, append(be64(1700000000), be64(250000)...))
-	devs := [][]byte{nlattr(nfulaInDev, be32(3)), nlattr(nfulaOutDev, be32(8))}
+	stamp := nfnltest.Attr(nfnl.NfulaTimestamp, append(nfnltest.BE64(1700000000), nfnltest.BE64(250000)...))
+	devs := [][]byte{nfnltest.Attr(nfnl.NfulaInDev, nfnltest.BE32(3)), nfnltest.Attr(nfnl.NfulaOutDev, nfnltest.BE32(8))}
 	msg := func(family, hook uint8, payload []byte, attrs ...[]byte) []byte {
-		attrs = append([][]byte{nlattr(nfulaPacketHdr, []byte{8, 0, hook, 0}), nlattr(nfulaPayload, payload)}, attrs...)
-		return packetMsg(family, 1, attrs...)
+		attrs = append([][]byte{nfnltest.Attr(nfnl.NfulaPacketHdr, []byte{8, 0, hook, 0}), nfnltest.Attr(nfnl.NfulaPayload, payload)}, attrs...)
+		return nfnltest.NFLOGPacket(family, 1, attrs...)
 	}
 	tests := []struct {
 		name     string
@@ -140,14 +142,14 @@ func TestNFLOGReaderMeta(t *testing.T) {
 		{"forward", msg(2, 2, ip, devs...), HookForward, 3, read},
 		{"output leaves by the output device", msg(2, 3, ip, devs[1]), HookOutput, 8, read},
 		{"postrouting unstamped gets the read time", msg(2, 4, ip, devs...), HookPostrouting, 8, read},
-		{"netdev ingress", msg(nfprotoNetdev, nfNetdevIngress, ip, append(devs[:1], stamp, nlattr(nfulaL2Hdr, frame[:14]))...), HookIngress, 3, time.Unix(1700000000, 250000000)},
-		{"netdev egress", msg(nfprotoNetdev, nfNetdevEgress, frame, devs[1], stamp), HookEgress, 8, time.Unix(1700000000, 250000000)},
+		{"netdev ingress", msg(nfnl.NfprotoNetdev, nfnl.NfNetdevIngress, ip, append(devs[:1], stamp, nfnltest.Attr(nfnl.NfulaL2Hdr, frame[:14]))...), HookIngress, 3, time.Unix(1700000000, 250000000)},
+		{"netdev egress", msg(nfnl.NfprotoNetdev, nfnl.NfNetdevEgress, frame, devs[1], stamp), HookEgress, 8, time.Unix(1700000000, 250000000)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := testPipeline(t, &recordSink{}, 4, nfrules.Channel{Dest: "m0", Netdev: true})
+			p := testPipeline(t, &recordSink{}, 4, Channel{Dest: "m0", Netdev: true})
 			r := &nflogReader{cs: p.chans[0], now: read}
-			if err := parseNFLOGDatagram(tt.dgram, &r.msg, r.handle); err != nil {
+			if err := nfnl.ParseNFLOGDatagram(tt.dgram, &r.msg, r.handle); err != nil {
 				t.Fatal(err)
 			}
 			pkt := p.chans[0].q.peek()

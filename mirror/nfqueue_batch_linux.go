@@ -10,8 +10,7 @@ import (
 
 // Verdict batching. Every packet a lossless rule queues waits in the kernel
 // for a verdict; sending one netlink message per packet was the bottleneck
-// (bench/RESULTS.md: about 36k pps, beyond which the fail-open queue passed
-// packets uncopied). A batch verdict accepts every packet of the queue up to
+// (beyond it the fail-open queue passes packets uncopied). A batch verdict accepts every packet of the queue up to
 // an id in one message. The go-nfqueue callback does not say where a read
 // batch ends, so a batch is closed after verdictBatchMax packets or
 // verdictBatchDelay after its first packet, whichever comes first: at worst

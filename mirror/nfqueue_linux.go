@@ -47,7 +47,7 @@ func openNFQUEUE(cs *chanState, netns int, log *slog.Logger) (*nfqueueSource, er
 		AfFamily:     unix.AF_UNSPEC,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open nfqueue %d: %w", cs.ch.Num, err)
+		return nil, fmt.Errorf("go-nfqueue: %w", err)
 	}
 	if raw, err := nf.Con.SyscallConn(); err == nil {
 		setReadBuffer(nf.Con, raw, nflogReadBuf, log)
@@ -88,7 +88,7 @@ func (s *nfqueueSource) register() error {
 	}
 	if err := s.nf.RegisterWithErrorFunc(ctx, hook, errFn); err != nil {
 		s.stop()
-		return fmt.Errorf("register on nfqueue %d: %w", s.cs.ch.Num, err)
+		return fmt.Errorf("register: %w", err)
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func (s *nfqueueSource) register() error {
 // Run waits until ctx is cancelled, or the reading goroutine fails.
 func (s *nfqueueSource) Run(ctx context.Context) error {
 	if err := s.wait(ctx); err != nil {
-		return fmt.Errorf("receive from nfqueue %d: %w", s.cs.ch.Num, err)
+		return fmt.Errorf("receive: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nfmirror/nfmirror/internal/nfnl"
+
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -32,8 +34,8 @@ type nfqueueReader struct {
 	bufs    [][]byte
 	iovs    []unix.Iovec
 	hdrs    []unix.Mmsghdr
-	msg     nfqueueMsg
-	verdict [nfqVerdictMsgSize]byte
+	msg     nfnl.NFQUEUEMsg
+	verdict [nfnl.NfqVerdictMsgSize]byte
 	maxID   uint32
 	haveID  bool
 	now     time.Time // when the packets being decoded were read
@@ -78,27 +80,27 @@ func (r *nfqueueReader) configure(snap uint32) error {
 	q := r.cs.ch.Num
 	raw, err := r.conn.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("nfqueue %d raw socket: %w", q, err)
+		return fmt.Errorf("raw socket: %w", err)
 	}
 	r.raw = raw
 	setReadBuffer(r.conn, raw, nflogReadBuf, r.log)
 	params := binary.BigEndian.AppendUint32(nil, snap)
-	params = append(params, nfqnlCopyPacket)
+	params = append(params, nfnl.NfqnlCopyPacket)
 	steps := []struct {
 		what  string
 		attrs []netlink.Attribute
 	}{
-		{"bind", []netlink.Attribute{{Type: nfqaCfgCmd, Data: []byte{nfqnlCfgCmdBind, 0, 0, 0}}}},
-		{"set copy mode", []netlink.Attribute{{Type: nfqaCfgParams, Data: params}}},
-		{"set queue length", []netlink.Attribute{{Type: nfqaCfgQueueMaxLen, Data: be32(nfqueueMaxLen)}}},
+		{"bind", []netlink.Attribute{{Type: nfnl.NfqaCfgCmd, Data: []byte{nfnl.NfqnlCfgCmdBind, 0, 0, 0}}}},
+		{"set copy mode", []netlink.Attribute{{Type: nfnl.NfqaCfgParams, Data: params}}},
+		{"set queue length", []netlink.Attribute{{Type: nfnl.NfqaCfgQueueMaxLen, Data: be32(nfqueueMaxLen)}}},
 		{"set fail-open and GSO", []netlink.Attribute{
-			{Type: nfqaCfgFlags, Data: be32(nfqaCfgFFailOpen | nfqaCfgFGSO)},
-			{Type: nfqaCfgMask, Data: be32(nfqaCfgFFailOpen | nfqaCfgFGSO)},
+			{Type: nfnl.NfqaCfgFlags, Data: be32(nfnl.NfqaCfgFFailOpen | nfnl.NfqaCfgFGSO)},
+			{Type: nfnl.NfqaCfgMask, Data: be32(nfnl.NfqaCfgFFailOpen | nfnl.NfqaCfgFGSO)},
 		}},
 	}
 	for _, s := range steps {
-		if err := nfnlConfig(r.conn, nfnlSubsysQueue<<8|nfqnlMsgConfig, q, s.attrs); err != nil {
-			return fmt.Errorf("%s on nfqueue %d: %w", s.what, q, err)
+		if err := nfnlConfig(r.conn, nfnl.NfnlSubsysQueue<<8|nfnl.NfqnlMsgConfig, q, s.attrs); err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
 		}
 	}
 	return nil
@@ -107,7 +109,7 @@ func (r *nfqueueReader) configure(snap uint32) error {
 // Run reads queued packets until ctx is cancelled.
 func (r *nfqueueReader) Run(ctx context.Context) error {
 	if err := readNetlink(ctx, r.conn, &r.cs.cnt.enobufs, r.recv, r.datagrams); err != nil {
-		return fmt.Errorf("receive from nfqueue %d: %w", r.cs.ch.Num, err)
+		return fmt.Errorf("receive: %w", err)
 	}
 	return nil
 }
@@ -121,8 +123,8 @@ func (r *nfqueueReader) datagrams(n int) {
 			r.cs.cnt.parseErrors.Add(1)
 			l = min(l, len(r.bufs[i])) // the packet id still comes first
 		}
-		if err := parseNFQUEUEDatagram(r.bufs[i][:l], &r.msg, r.handle); err != nil {
-			if errors.Is(err, errShortMessage) {
+		if err := nfnl.ParseNFQUEUEDatagram(r.bufs[i][:l], &r.msg, r.handle); err != nil {
+			if errors.Is(err, nfnl.ErrShortMessage) {
 				r.cs.cnt.parseErrors.Add(1)
 			} else {
 				r.cs.cnt.verdictErrs.Add(1) // the kernel refused a verdict
@@ -135,7 +137,7 @@ func (r *nfqueueReader) datagrams(n int) {
 
 // handle takes the copy of one queued packet and notes its id for the
 // verdict.
-func (r *nfqueueReader) handle(m *nfqueueMsg) {
+func (r *nfqueueReader) handle(m *nfnl.NFQUEUEMsg) {
 	if !m.HasID {
 		r.cs.cnt.parseErrors.Add(1)
 		return
@@ -172,7 +174,7 @@ func (r *nfqueueReader) accept() {
 
 // sendVerdict accepts every queued packet with an id up to id.
 func (r *nfqueueReader) sendVerdict(id uint32) {
-	putNFQUEUEVerdictBatch(r.verdict[:], r.cs.ch.Num, id)
+	nfnl.PutVerdictBatch(r.verdict[:], r.cs.ch.Num, id)
 	var serr error
 	err := r.raw.Write(func(fd uintptr) bool {
 		serr = unix.Sendto(int(fd), r.verdict[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})

@@ -1,6 +1,10 @@
 package mirror
 
-import "time"
+import (
+	"time"
+
+	"github.com/nfmirror/nfmirror/internal/nfnl"
+)
 
 // Packet is one copy on its way from a source to a sink.
 //
@@ -18,7 +22,7 @@ type Packet struct {
 	// rather than an IP packet.
 	L2 bool
 	// RuleID is the index of the rule that selected the packet
-	// (nfrules.PlannedRule.ID), or -1 when unknown.
+	// (Rule.ID), or -1 when unknown.
 	RuleID int
 	// Time is when the kernel saw the packet, when it says
 	// (NFULA_TIMESTAMP, NFQA_TIMESTAMP: the kernel stamps copies from
@@ -74,11 +78,11 @@ func (h Hook) Egress() bool { return h == HookOutput || h == HookPostrouting || 
 // hookFromKernel maps the hook number of an NFLOG or NFQUEUE message to a
 // Hook: netdev hooks for the netdev family, inet hooks for the others.
 func hookFromKernel(family, hook uint8) Hook {
-	if family == nfprotoNetdev {
+	if family == nfnl.NfprotoNetdev {
 		switch hook {
-		case nfNetdevIngress:
+		case nfnl.NfNetdevIngress:
 			return HookIngress
-		case nfNetdevEgress:
+		case nfnl.NfNetdevEgress:
 			return HookEgress
 		}
 		return HookUnknown

@@ -2,16 +2,14 @@ package mirror
 
 import (
 	"log/slog"
-
-	"github.com/nfmirror/nfmirror/nfrules"
 )
 
 // openSource opens and binds the kernel socket of one channel.
 func openSource(cs *chanState, cfg Config, log *slog.Logger) (source, error) {
 	switch {
-	case cs.ch.Kind == nfrules.ChannelNFQUEUE && cfg.QueueReader == QueueReaderBuiltin:
+	case cs.ch.Kind == NFQUEUE && cfg.QueueReader == QueueReaderBuiltin:
 		return openNFQUEUEReader(cs, cfg.NetNS, log)
-	case cs.ch.Kind == nfrules.ChannelNFQUEUE:
+	case cs.ch.Kind == NFQUEUE:
 		return openNFQUEUE(cs, cfg.NetNS, log)
 	case cs.ch.Netdev || cfg.InetReader == ReaderBuiltin:
 		return openNFLOGReader(cs, cfg.NetNS, log)
@@ -29,7 +27,7 @@ func (p *Pipeline) MemoryBound() int64 {
 	for _, cs := range p.chans {
 		n += int64(len(cs.q.slots))*slotInitCap + largeBudget
 		switch {
-		case cs.ch.Kind == nfrules.ChannelNFQUEUE:
+		case cs.ch.Kind == NFQUEUE:
 			snap := int64(cs.ch.Snaplen)
 			if snap == 0 || snap > 0xffff {
 				snap = 0xffff

@@ -18,8 +18,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
+
 	"github.com/nfmirror/nfmirror/internal/nstest"
-	"github.com/nfmirror/nfmirror/nfrules"
 )
 
 // These tests need root and create network namespaces: run them under
@@ -32,7 +32,7 @@ type lab struct {
 	a, r *nstest.NS
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	a := nstest.New(t)
 	r := nstest.New(t)
@@ -45,7 +45,7 @@ func newLab(t *testing.T) *lab {
 }
 
 // nft loads a ruleset into R with nft -f.
-func (l *lab) nft(t *testing.T, ruleset string) {
+func (l *lab) nft(t testing.TB, ruleset string) {
 	t.Helper()
 	if _, errOut, err := l.r.Run(ruleset, "nft", "-f", "-"); err != nil {
 		t.Fatalf("nft -f in %s: %v: %s", l.r.Name, err, errOut)
@@ -171,7 +171,7 @@ func readPcap(t *testing.T, b []byte) [][]byte {
 }
 
 // startPipeline runs a pipeline in R and waits until its sources are bound.
-func startPipeline(t *testing.T, l *lab, cfg Config) (p *Pipeline, stop func() error) {
+func startPipeline(t testing.TB, l *lab, cfg Config) (p *Pipeline, stop func() error) {
 	t.Helper()
 	cfg.NetNS = l.r.FD()
 	p, err := NewPipeline(cfg)
@@ -228,16 +228,16 @@ table netdev mtest {
 }
 `
 
-func labChannels() ([]nfrules.Channel, []nfrules.PlannedRule) {
-	chans := []nfrules.Channel{
-		{Kind: nfrules.ChannelNFLOG, Num: 11, Dest: "m0", RuleIDs: []int{0}},
-		{Kind: nfrules.ChannelNFLOG, Num: 12, Netdev: true, Dest: "m0", RuleIDs: []int{1}},
-		{Kind: nfrules.ChannelNFLOG, Num: 13, Netdev: true, Dest: "m0", RuleIDs: []int{2}},
-		{Kind: nfrules.ChannelNFQUEUE, Num: 14, Dest: "m0", RuleIDs: []int{3}},
+func labChannels() ([]Channel, []Rule) {
+	chans := []Channel{
+		{Kind: NFLOG, Num: 11, Dest: "m0", RuleIDs: []int{0}},
+		{Kind: NFLOG, Num: 12, Netdev: true, Dest: "m0", RuleIDs: []int{1}},
+		{Kind: NFLOG, Num: 13, Netdev: true, Dest: "m0", RuleIDs: []int{2}},
+		{Kind: NFQUEUE, Num: 14, Dest: "m0", RuleIDs: []int{3}},
 	}
-	var rules []nfrules.PlannedRule
+	var rules []Rule
 	for i := range 4 {
-		rules = append(rules, nfrules.PlannedRule{ID: i, Channels: []int{i}})
+		rules = append(rules, Rule{ID: i})
 	}
 	return chans, rules
 }
@@ -368,8 +368,8 @@ table netdev mtest {
 	}
 }
 `)
-	chans := []nfrules.Channel{{Kind: nfrules.ChannelNFLOG, Num: 31, Netdev: true, Dest: "m0", RuleIDs: []int{0, 1, 2, 3}}}
-	rules := []nfrules.PlannedRule{{ID: 0}, {ID: 1}, {ID: 2}, {ID: 3}}
+	chans := []Channel{{Kind: NFLOG, Num: 31, Netdev: true, Dest: "m0", RuleIDs: []int{0, 1, 2, 3}}}
+	rules := []Rule{{ID: 0}, {ID: 1}, {ID: 2}, {ID: 3}}
 	sink := &recordSink{}
 	_, stop := startPipeline(t, l, Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}})
 	const count, size = 30, 200
@@ -470,41 +470,38 @@ func countFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// TestPipelineNetnsReaderCost compares the CPU the two inet NFLOG readers
-// spend per copy under a ping flood. It only reports figures; it runs when
-// NFMIRROR_BENCH=1.
-func TestPipelineNetnsReaderCost(t *testing.T) {
-	if os.Getenv("NFMIRROR_BENCH") != "1" {
-		t.Skip("set NFMIRROR_BENCH=1 to measure reader cost")
+// BenchmarkPipelineNetnsReaderCost measures the process CPU each NFLOG
+// reader spends per copy under a ping flood in a namespace (root):
+//
+//	go test ./mirror -run '^$' -bench ReaderCost -benchtime 1x
+func BenchmarkPipelineNetnsReaderCost(b *testing.B) {
+	for _, reader := range []struct {
+		name string
+		r    NFLOGReader
+	}{{"go-nflog", ReaderGoNFLOG}, {"builtin", ReaderBuiltin}} {
+		b.Run(reader.name, func(b *testing.B) {
+			l := newLab(b)
+			l.nft(b, labRuleset)
+			chans, rules := labChannels()
+			var copies uint64
+			var cpu time.Duration
+			for b.Loop() {
+				sink := &countSink{}
+				p, stop := startPipeline(b, l, Config{Channels: chans[:1], Rules: rules[:1], Sinks: map[string]Sink{"m0": sink}, InetReader: reader.r})
+				var before, after syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+				l.a.Run("", "ping", "-n", "-q", "-f", "-c", "20000", "-w", "30", "-s", "1000", "198.18.0.2")
+				time.Sleep(100 * time.Millisecond)
+				syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+				if err := stop(); err != nil {
+					b.Fatal(err)
+				}
+				copies += p.Counters().Snapshot().Channels[0].Received
+				cpu += time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(max(copies, 1)), "cpu-µs/copy")
+		})
 	}
-	l := newLab(t)
-	l.nft(t, labRuleset)
-	chans, rules := labChannels()
-	for _, reader := range []NFLOGReader{ReaderGoNFLOG, ReaderBuiltin, ReaderGoNFLOG, ReaderBuiltin} {
-		sink := &countSink{}
-		p, stop := startPipeline(t, l, Config{Channels: chans[:1], Rules: rules[:1], Sinks: map[string]Sink{"m0": sink}, InetReader: reader})
-		var before, after syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-		start := time.Now()
-		out, _, _ := l.a.Run("", "ping", "-n", "-q", "-f", "-c", "20000", "-w", "30", "-s", "1000", "198.18.0.2")
-		elapsed := time.Since(start)
-		time.Sleep(100 * time.Millisecond)
-		syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-		if err := stop(); err != nil {
-			t.Fatal(err)
-		}
-		c := p.Counters().Snapshot().Channels[0]
-		cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
-		name := map[NFLOGReader]string{ReaderGoNFLOG: "go-nflog", ReaderBuiltin: "builtin"}[reader]
-		t.Logf("%-8s: %d copies in %v, %d lost (seq gaps), %d ENOBUFS, process CPU %v = %.2f µs/copy; %s",
-			name, c.Received, elapsed.Round(time.Millisecond), c.SeqGaps, c.ENOBUFS, cpu.Round(time.Millisecond),
-			float64(cpu.Microseconds())/float64(max(c.Received, 1)), strings.TrimSpace(lastLine(out)))
-	}
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }
 
 // TestPipelineNetnsOpenError checks that Run reports a channel it cannot
@@ -554,11 +551,11 @@ table netdev mtest {
 	}
 }
 `)
-	chans := []nfrules.Channel{
-		{Kind: nfrules.ChannelNFLOG, Num: 21, Dest: "m0", RuleIDs: []int{0}},
-		{Kind: nfrules.ChannelNFLOG, Num: 22, Netdev: true, Dest: "m0", RuleIDs: []int{1}},
+	chans := []Channel{
+		{Kind: NFLOG, Num: 21, Dest: "m0", RuleIDs: []int{0}},
+		{Kind: NFLOG, Num: 22, Netdev: true, Dest: "m0", RuleIDs: []int{1}},
 	}
-	rules := []nfrules.PlannedRule{{ID: 0}, {ID: 1}}
+	rules := []Rule{{ID: 0}, {ID: 1}}
 	for _, reader := range []NFLOGReader{ReaderBuiltin, ReaderGoNFLOG} {
 		sink := &recordSink{}
 		p, stop := startPipeline(t, l, Config{Channels: chans, Rules: rules, Sinks: map[string]Sink{"m0": sink}, InetReader: reader})

@@ -27,9 +27,8 @@ type copyMeta struct {
 // back to a small pool when the copy is sent, and at most largeBudget bytes
 // are lent at once: a copy that would pass it is dropped and counted like a
 // full queue. So a queue pins about len × slotInitCap + largeBudget bytes,
-// not len × 64 KiB (make bench saw nfmirror's RSS reach 278 MiB with one TCP
-// stream when every slot kept the largest copy it had held), and steady
-// traffic, small or large, does not allocate.
+// not len × 64 KiB (as it would if every slot kept the largest copy it had
+// held), and steady traffic, small or large, does not allocate.
 type queue struct {
 	slots []Packet
 	small [][]byte      // each slot's own buffer, put back on release
@@ -51,14 +50,13 @@ const (
 	// largeCap is the size of a large buffer: a 64 KiB IP packet plus a
 	// link-layer header.
 	largeCap = 64<<10 + 256
-	// largeBudget bounds the large buffers one queue lends at once. Since
-	// super-packets leave in one GSO write the queue rarely holds many; 8
-	// rather than 16 MiB lowers what an overload pins.
+	// largeBudget bounds the large buffers one queue lends at once: the
+	// queue rarely holds many super-packets, and what an overload pins
+	// stays small.
 	largeBudget = 8 << 20
 	// largePool is how many large buffers a queue keeps for reuse: as many
 	// as the budget lends, so that steady super-packet traffic makes no
-	// garbage (with 64, a 60 s overload saw RSS reach 62 MiB as the garbage
-	// collector let the heap double over the churn).
+	// garbage for the collector to let the heap grow over.
 	largePool = largeBudget / largeCap
 )
 

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfmirror/nfmirror/internal/nstest"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfmirror/nfmirror/internal/nstest"
+	"github.com/nfmirror/nfmirror/internal/pkt"
+	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
 )
 
 // TestSegmentKernelSuperPackets takes real TSO super-packets, as the kernel
@@ -44,7 +47,7 @@ func TestSegmentKernelSuperPackets(t *testing.T) {
 		t.Fatalf("iperf3 client: %v: %s", err, out)
 	}
 
-	var s segmenter
+	var s pkt.Segmenter
 	buf := make([]byte, 70000)
 	supers, partial := 0, 0
 	for range 5000 {
@@ -57,25 +60,25 @@ func TestSegmentKernelSuperPackets(t *testing.T) {
 			continue
 		}
 		supers++
-		pkt := append([]byte(nil), buf[14:n]...)
-		frames, err := s.split(pkt, 1500, false)
+		pk := append([]byte(nil), buf[14:n]...)
+		frames, err := s.Split(pk, 1500, false)
 		if err != nil {
-			t.Fatalf("split a %d-byte super-packet: %v", len(pkt), err)
+			t.Fatalf("split a %d-byte super-packet: %v", len(pk), err)
 		}
-		ihl := int(pkt[0]&0xf) * 4
-		thl := int(pkt[ihl+12]>>4) * 4
-		if naiveSum(pseudo(pkt, protoTCP, len(pkt)-ihl), pkt[ihl:]) != 0xffff {
+		ihl := int(pk[0]&0xf) * 4
+		thl := int(pk[ihl+12]>>4) * 4
+		if pkttest.NaiveSum(pkttest.Pseudo(pk, pkt.ProtoTCP, len(pk)-ihl), pk[ihl:]) != 0xffff {
 			partial++
 		}
 		var stream []byte
 		for i, f := range frames {
-			p := f[headroom:]
-			if len(p) > 1500 || naiveSum(p[:ihl]) != 0xffff || naiveSum(pseudo(p, protoTCP, len(p)-ihl), p[ihl:]) != 0xffff {
+			p := f[pkt.Headroom:]
+			if len(p) > 1500 || pkttest.NaiveSum(p[:ihl]) != 0xffff || pkttest.NaiveSum(pkttest.Pseudo(p, pkt.ProtoTCP, len(p)-ihl), p[ihl:]) != 0xffff {
 				t.Fatalf("super-packet %d, segment %d: %d bytes or bad checksum", supers, i, len(p))
 			}
 			stream = append(stream, p[ihl+thl:]...)
 		}
-		if !bytes.Equal(stream, pkt[ihl+thl:]) {
+		if !bytes.Equal(stream, pk[ihl+thl:]) {
 			t.Fatalf("super-packet %d: segments carry other bytes", supers)
 		}
 	}

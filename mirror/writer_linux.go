@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,9 +11,11 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/nfmirror/nfmirror/route"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
+	"github.com/nfmirror/nfmirror/route"
 )
 
 // Writer writes every copy bound for one destination, IP packets and
@@ -43,7 +44,7 @@ import (
 //     the IP packet as it is.
 //   - Ethernet frames from netdev hooks are written byte-exact.
 //   - A TCP, UDP checksum the kernel left for the device to compute is
-//     completed (completeChecksum); any other checksum is left as it came.
+//     completed (pkt.CompleteChecksum); any other checksum is left as it came.
 //   - A copy larger than the device's MTU is cut into TCP segments or IP
 //     fragments here, every checksum computed, unless the device segments
 //     TCP in hardware: a NIC (a device with a parent bus) with TSO on gets
@@ -69,8 +70,8 @@ type Writer struct {
 	lastLook time.Time          // last lookup after a failed write
 	hwGSO    func(*egress) bool // tests' override of the hardware GSO decision
 
-	seg segmenter
-	vh  [vnetHdrLen]byte
+	seg pkt.Segmenter
+	vh  [pkt.VnetHdrLen]byte
 	eth [maxLinkHdr]byte
 	b   frameBatch
 	c   writerCounters
@@ -404,7 +405,7 @@ func (w *Writer) flush(failed func(int, error)) {
 
 // add queues one frame on e's socket, flushing first when the batch is for
 // another device or full.
-func (w *Writer) add(e *egress, vh *[vnetHdrLen]byte, link, data []byte, proto uint16, who int, failed func(int, error)) {
+func (w *Writer) add(e *egress, vh *[pkt.VnetHdrLen]byte, link, data []byte, proto uint16, who int, failed func(int, error)) {
 	if w.b.fd != e.fd || w.b.full() {
 		w.flush(failed)
 		w.b.fd = e.fd
@@ -440,14 +441,14 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 		}
 		w.c.l2.Add(1)
 		f := p.Data
-		mac, etype := macHeaderLen(f)
-		if etype != ethIPv4 && etype != ethIPv6 || p.OrigLen > len(f) {
+		mac, etype := pkt.MACHeaderLen(f)
+		if etype != pkt.EthIPv4 && etype != pkt.EthIPv6 || p.OrigLen > len(f) {
 			w.add(e, nil, nil, f, 0, i, failed) // as seen; the kernel refuses one too big
 			return nil
 		}
-		link, ip, v6 = f[:mac], f[mac:], etype == ethIPv6
+		link, ip, v6 = f[:mac], f[mac:], etype == pkt.EthIPv6
 	} else {
-		if !plausibleIP(p.Data) {
+		if !pkt.Plausible(p.Data) {
 			return fmt.Errorf("%w (%d bytes)", errNotIP, len(p.Data))
 		}
 		ip, v6 = p.Data, p.Data[0]>>4 == 6
@@ -460,17 +461,17 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 		w.c.framed.Add(1)
 		if e.ether {
 			link = w.eth[:14]
-			ipEthernetHeader(link, ip, e.mac)
+			pkt.EthernetHeader(link, ip, e.mac)
 		}
 	}
-	proto := uint16(ethIPv4)
+	proto := uint16(pkt.EthIPv4)
 	if v6 {
-		proto = ethIPv6
+		proto = pkt.EthIPv6
 	}
-	l, ok := parseIP(ip)
+	l, ok := pkt.Parse(ip)
 	whole := ok && p.OrigLen <= len(p.Data)
 	if whole && !p.L2 {
-		ip = ip[:l.end]
+		ip = ip[:l.End]
 	}
 	switch {
 	case !whole:
@@ -481,28 +482,28 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 		}
 		w.add(e, nil, link, ip, proto, i, failed)
 		return nil
-	case l.end <= e.mtu:
-		if completeChecksum(ip) {
+	case l.End <= e.mtu:
+		if pkt.CompleteChecksum(ip) {
 			w.c.checksums.Add(1)
 		}
 		w.add(e, nil, link, ip, proto, i, failed)
 		return nil
-	case e.hwGSO && gsoHeader(&w.vh, ip, l, len(link), e.mtu):
+	case e.hwGSO && pkt.GSOHeader(&w.vh, ip, l, len(link), e.mtu):
 		w.c.gso.Add(1)
-		w.add(e, &w.vh, link, ip[:l.end], proto, i, failed)
+		w.add(e, &w.vh, link, ip[:l.End], proto, i, failed)
 		return nil
 	}
 	// Cut it here. The segments live in w.seg until the next split, so
 	// they are sent before this returns; the link header is copied per
 	// frame by the batch.
 	w.flush(failed)
-	frames, err := w.seg.split(ip, e.mtu, false)
+	frames, err := w.seg.Split(ip, e.mtu, false)
 	if err != nil {
 		return err
 	}
 	w.c.segmented.Add(1)
 	for _, f := range frames {
-		w.add(e, nil, link, f[headroom:], proto, i, failed)
+		w.add(e, nil, link, f[pkt.Headroom:], proto, i, failed)
 	}
 	w.flush(failed)
 	return nil
@@ -513,56 +514,6 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// Ethertypes the writer looks at.
-const (
-	ethIPv4 = 0x0800
-	ethIPv6 = 0x86dd
-	ethVLAN = 0x8100
-)
-
-// macHeaderLen returns the length of the MAC header of frame f (14, or 18
-// with one 802.1Q tag) and the ethertype after it; 0, 0 for a frame too
-// short to have one.
-func macHeaderLen(f []byte) (int, uint16) {
-	if len(f) < 14 {
-		return 0, 0
-	}
-	etype := binary.BigEndian.Uint16(f[12:])
-	if etype == ethVLAN && len(f) >= 18 {
-		return 18, binary.BigEndian.Uint16(f[16:])
-	}
-	return 14, etype
-}
-
-// ipEthernetHeader writes into h (14 bytes) the Ethernet header of an IP
-// copy leaving by a device with address own: to the multicast MAC of a
-// multicast destination, to ff:ff:ff:ff:ff:ff for the limited broadcast, to
-// own otherwise (as routing over a NOARP port would); from own.
-func ipEthernetHeader(h, ip []byte, own net.HardwareAddr) {
-	etype := uint16(ethIPv4)
-	copy(h[0:6], own)
-	if ip[0]>>4 == 6 {
-		etype = ethIPv6
-		if ip[24] == 0xff {
-			copy(h[0:6], []byte{0x33, 0x33, ip[36], ip[37], ip[38], ip[39]})
-		}
-	} else {
-		switch d := ip[16:20]; {
-		case d[0]&0xf0 == 0xe0:
-			copy(h[0:6], []byte{0x01, 0x00, 0x5e, d[1] & 0x7f, d[2], d[3]})
-		case d[0] == 255 && d[1] == 255 && d[2] == 255 && d[3] == 255:
-			copy(h[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-		}
-	}
-	copy(h[6:12], own)
-	binary.BigEndian.PutUint16(h[12:], etype)
-}
-
-// plausibleIP reports whether d starts with a whole IPv4 or IPv6 header.
-func plausibleIP(d []byte) bool {
-	return len(d) >= 20 && (d[0]>>4 == 4 || (d[0]>>4 == 6 && len(d) >= 40))
 }
 
 // Close closes the writer's sockets and netlink handle.

@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/internal/nstest"
+	"github.com/nfmirror/nfmirror/internal/pkt"
+	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
 	"github.com/nfmirror/nfmirror/route"
-	"golang.org/x/sys/unix"
 )
 
 // txPackets returns how many packets dev in ns has sent.
@@ -178,7 +181,7 @@ func sinkUDPPacket(src, dst string, hops byte, payload string) []byte {
 		ip = make([]byte, 40)
 		ip[0], ip[1], ip[2], ip[3] = 0x62, 0x81, 0x23, 0x45
 		binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
-		ip[6], ip[7] = protoUDP, hops
+		ip[6], ip[7] = pkt.ProtoUDP, hops
 		copy(ip[8:], sinkIP(src).To16())
 		copy(ip[24:], sinkIP(dst).To16())
 	} else {
@@ -186,29 +189,29 @@ func sinkUDPPacket(src, dst string, hops byte, payload string) []byte {
 		ip[0], ip[1] = 0x45, 0x28
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(udp)))
 		binary.BigEndian.PutUint16(ip[4:], 0x4242)
-		ip[6], ip[8], ip[9] = 0x40, hops, protoUDP
+		ip[6], ip[8], ip[9] = 0x40, hops, pkt.ProtoUDP
 		copy(ip[12:], sinkIP(src).To4())
 		copy(ip[16:], sinkIP(dst).To4())
 	}
-	pkt := append(ip, udp...)
+	pk := append(ip, udp...)
 	if !v6 {
-		ipv4HeaderChecksum(pkt[:20])
+		pkt.IPv4HeaderChecksum(pk[:20])
 	}
-	l4Checksum(pkt, protoUDP, pkt[len(ip):])
-	return pkt
+	pkt.L4Checksum(pk, pkt.ProtoUDP, pk[len(ip):])
+	return pk
 }
 
-// partial returns a copy of the whole IP packet pkt whose TCP or UDP
+// partial returns a copy of the whole IP packet pk whose TCP or UDP
 // checksum holds only the pseudo-header sum, as the kernel leaves it for
 // the device (CHECKSUM_PARTIAL).
-func partial(pkt []byte) []byte {
-	p := append([]byte(nil), pkt...)
-	l, _ := parseIP(p)
-	at := l.hdrLen + 6
-	if l.proto == protoTCP {
-		at = l.hdrLen + 16
+func partial(pk []byte) []byte {
+	p := append([]byte(nil), pk...)
+	l, _ := pkt.Parse(p)
+	at := l.HdrLen + 6
+	if l.Proto == pkt.ProtoTCP {
+		at = l.HdrLen + 16
 	}
-	binary.BigEndian.PutUint16(p[at:], partialSeed(p, l.proto, l.end-l.hdrLen))
+	binary.BigEndian.PutUint16(p[at:], pkt.PartialSeed(p, l.Proto, l.End-l.HdrLen))
 	return p
 }
 
@@ -222,7 +225,7 @@ func TestWriterDelivery(t *testing.T) {
 	bcast := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	tests := []struct {
 		name   string
-		pkt    []byte
+		pk     []byte
 		dstMAC []byte
 	}{
 		{"ipv4 routed", sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-v4"), own},
@@ -238,7 +241,7 @@ func TestWriterDelivery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			loTx := txPackets(t, l.r, "lo")
-			if err := w.Send(&Packet{Data: append([]byte(nil), tt.pkt...)}); err != nil {
+			if err := w.Send(&Packet{Data: append([]byte(nil), tt.pk...)}); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
 			frames := l.capture(1)
@@ -246,10 +249,10 @@ func TestWriterDelivery(t *testing.T) {
 				t.Fatalf("%d frames on mon0, want 1", len(frames))
 			}
 			etype := []byte{0x08, 0x00}
-			if tt.pkt[0]>>4 == 6 {
+			if tt.pk[0]>>4 == 6 {
 				etype = []byte{0x86, 0xdd}
 			}
-			want := append(append(append(append([]byte{}, tt.dstMAC...), own...), etype...), tt.pkt...)
+			want := append(append(append(append([]byte{}, tt.dstMAC...), own...), etype...), tt.pk...)
 			if !bytes.Equal(frames[0], want) {
 				t.Errorf("frame on mon0:\n got % x\nwant % x", frames[0], want)
 			}
@@ -340,14 +343,14 @@ func TestWriterSendBatch(t *testing.T) {
 	good := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-b4")
 	corrupt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-b5")
 	corrupt[27] ^= 0x01 // as it came off the wire: stays
-	super := testPacket(false, protoTCP, 9000-52)
-	trunc := testPacket(true, protoTCP, 3000)[:1200]
+	super := pkttest.Packet(false, pkt.ProtoTCP, 9000-52)
+	trunc := pkttest.Packet(true, pkt.ProtoTCP, 3000)[:1200]
 	mac := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}
 	frame := append(append([]byte(nil), mac...), partial(sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, "nfm-l2"))...)
 	arp := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 2, 0x08, 0x06}, make([]byte, 28)...)
 	ipFrame := func(ip []byte) []byte {
 		h := make([]byte, 14)
-		ipEthernetHeader(h, ip, own)
+		pkt.EthernetHeader(h, ip, own)
 		return append(h, ip...)
 	}
 	pkts := []*Packet{
@@ -365,13 +368,13 @@ func TestWriterSendBatch(t *testing.T) {
 		append(append([]byte(nil), mac...), sinkUDPPacket("198.18.50.1", "198.18.60.2", 3, "nfm-l2")...),
 		ipFrame(good), ipFrame(corrupt),
 	}
-	var seg segmenter
-	frames, err := seg.split(append([]byte(nil), super...), l.port.MTU, false)
+	var seg pkt.Segmenter
+	frames, err := seg.Split(append([]byte(nil), super...), l.port.MTU, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range frames {
-		want = append(want, ipFrame(f[headroom:]))
+		want = append(want, ipFrame(f[pkt.Headroom:]))
 	}
 	want = append(want, arp, ipFrame(trunc))
 	got := l.sendBatch(t, w, pkts, len(want))
@@ -404,12 +407,12 @@ func TestWriterCutsSuperPackets(t *testing.T) {
 		if tc.v6 {
 			n = 9000 - 72
 		}
-		ip := testPacket(tc.v6, protoTCP, n)
-		pkt := &Packet{Data: append([]byte(nil), ip...)}
+		ip := pkttest.Packet(tc.v6, pkt.ProtoTCP, n)
+		pk := &Packet{Data: append([]byte(nil), ip...)}
 		if tc.vlan {
-			pkt = &Packet{Data: append(append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2}, append(tag, 0x08, 0x00)...), ip...), L2: true}
+			pk = &Packet{Data: append(append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2}, append(tag, 0x08, 0x00)...), ip...), L2: true}
 		}
-		if err := w.Send(pkt); err != nil {
+		if err := w.Send(pk); err != nil {
 			t.Fatalf("%s: Send: %v", tc.name, err)
 		}
 		frames := l.capture(7)
@@ -428,7 +431,7 @@ func TestWriterCutsSuperPackets(t *testing.T) {
 				t.Errorf("%s: frame %d is %d bytes", tc.name, i, len(f))
 			}
 			th := p[ipl:]
-			if naiveSum(pseudo(p, protoTCP, len(th)), th) != 0xffff || (!tc.v6 && naiveSum(p[:20]) != 0xffff) {
+			if pkttest.NaiveSum(pkttest.Pseudo(p, pkt.ProtoTCP, len(th)), th) != 0xffff || (!tc.v6 && pkttest.NaiveSum(p[:20]) != 0xffff) {
 				t.Errorf("%s: segment %d: bad checksum", tc.name, i)
 			}
 			stream = append(stream, th[32:]...)
@@ -450,20 +453,20 @@ func TestWriterHardwareGSO(t *testing.T) {
 	l := newSpanLab(t)
 	w := l.writer(t, withHardwareGSO(func(*egress) bool { return true }))
 	for _, v6 := range []bool{false, true} {
-		pkt := testPacket(v6, protoTCP, 20000)
-		if err := w.Send(&Packet{Data: append([]byte(nil), pkt...)}); err != nil {
+		pk := pkttest.Packet(v6, pkt.ProtoTCP, 20000)
+		if err := w.Send(&Packet{Data: append([]byte(nil), pk...)}); err != nil {
 			t.Fatalf("v6=%v: %v", v6, err)
 		}
 		got := l.capture(1)
-		if len(got) != 1 || len(got[0]) != 14+len(pkt) {
-			t.Fatalf("v6=%v: %d frames, want the super-packet whole (%d bytes)", v6, len(got), 14+len(pkt))
+		if len(got) != 1 || len(got[0]) != 14+len(pk) {
+			t.Fatalf("v6=%v: %d frames, want the super-packet whole (%d bytes)", v6, len(got), 14+len(pk))
 		}
 		ipl := 20
 		if v6 {
 			ipl = 40
 		}
-		ck := ipl + tcpChecksumField
-		if ip := got[0][14:]; !bytes.Equal(ip[:ck], pkt[:ck]) || !bytes.Equal(ip[ck+2:], pkt[ck+2:]) {
+		ck := ipl + pkt.TCPChecksumField
+		if ip := got[0][14:]; !bytes.Equal(ip[:ck], pk[:ck]) || !bytes.Equal(ip[ck+2:], pk[ck+2:]) {
 			t.Errorf("v6=%v: the super-packet changed on its way", v6)
 		}
 	}
@@ -498,8 +501,8 @@ func TestWriterFollowsRouteAndMTU(t *testing.T) {
 	if err := w.Refresh(); err != nil {
 		t.Fatal(err)
 	}
-	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-moved")
-	if err := w.Send(&Packet{Data: pkt}); err != nil {
+	pk := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-moved")
+	if err := w.Send(&Packet{Data: pk}); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 2048)
@@ -525,10 +528,10 @@ func TestWriterFollowsRouteAndMTU(t *testing.T) {
 func TestWriterPortComesBack(t *testing.T) {
 	l := newSpanLab(t)
 	w := l.writer(t)
-	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-back")
+	pk := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-back")
 	l.r.IP(t, "link", "del", "span0")
 	for range 3 {
-		if err := w.Send(&Packet{Data: pkt}); err == nil {
+		if err := w.Send(&Packet{Data: pk}); err == nil {
 			t.Error("Send succeeded with the port gone")
 		}
 	}
@@ -550,7 +553,7 @@ func TestWriterPortComesBack(t *testing.T) {
 	l.drain()
 	var ok bool
 	for range 5 { // the first write after the port returns may fail and look again
-		if err := w.Send(&Packet{Data: pkt}); err == nil {
+		if err := w.Send(&Packet{Data: pk}); err == nil {
 			ok = true
 			break
 		}
@@ -560,7 +563,7 @@ func TestWriterPortComesBack(t *testing.T) {
 		t.Fatalf("the writer did not resume: %+v", w.Stats())
 	}
 	frames := l.capture(1)
-	if len(frames) != 1 || !bytes.Equal(frames[0][14:], pkt) {
+	if len(frames) != 1 || !bytes.Equal(frames[0][14:], pk) {
 		t.Errorf("after the port came back: %d frames", len(frames))
 	}
 	if st := w.Stats(); st.Errors < 3 || st.Lookups < 1 {
@@ -632,7 +635,7 @@ func TestWriterSendNoAllocs(t *testing.T) {
 	l := newSpanLab(t)
 	w := l.writer(t)
 	routed := &Packet{Data: sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-allocs")}
-	super := &Packet{Data: testPacket(true, protoTCP, 9000)}
+	super := &Packet{Data: pkttest.Packet(true, pkt.ProtoTCP, 9000)}
 	frame := &Packet{Data: append(make([]byte, 14), routed.Data...), L2: true}
 	frame.Data[12] = 0x08
 	batch := []*Packet{routed, frame, routed, super, routed}
@@ -658,7 +661,7 @@ func TestWriterSendNoAllocs(t *testing.T) {
 func TestWriterTruncatedOverMTU(t *testing.T) {
 	l := newSpanLab(t)
 	w := l.writer(t)
-	ip := testPacket(false, protoTCP, 9000-52)
+	ip := pkttest.Packet(false, pkt.ProtoTCP, 9000-52)
 	if err := w.Send(&Packet{Data: append([]byte(nil), ip[:2000]...), OrigLen: len(ip)}); err != nil {
 		t.Fatal(err)
 	}
@@ -674,14 +677,14 @@ func TestWriterTruncatedOverMTU(t *testing.T) {
 func TestWriterNoCarrier(t *testing.T) {
 	l := newSpanLab(t)
 	w := l.writer(t)
-	pkt := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-carrier")
+	pk := sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-carrier")
 	l.m.IP(t, "link", "set", "mon0", "down")
 	waitFor(t, func() bool {
 		w.Refresh()
 		return !w.Stats().Devices[0].Carrier
 	})
 	for range 3 {
-		if err := w.Send(&Packet{Data: pkt}); !errors.Is(err, ErrNoCarrier) {
+		if err := w.Send(&Packet{Data: pk}); !errors.Is(err, ErrNoCarrier) {
 			t.Errorf("Send without carrier: %v, want ErrNoCarrier", err)
 		}
 	}
@@ -694,10 +697,10 @@ func TestWriterNoCarrier(t *testing.T) {
 		return w.Stats().Devices[0].Carrier
 	})
 	l.drain()
-	if err := w.Send(&Packet{Data: pkt}); err != nil {
+	if err := w.Send(&Packet{Data: pk}); err != nil {
 		t.Fatalf("Send with the carrier back: %v", err)
 	}
-	if frames := l.capture(1); len(frames) != 1 || !bytes.Equal(frames[0][14:], pkt) {
+	if frames := l.capture(1); len(frames) != 1 || !bytes.Equal(frames[0][14:], pk) {
 		t.Errorf("%d frames after the carrier came back, want the copy", len(frames))
 	}
 }

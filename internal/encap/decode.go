@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // Decoded is one outer packet read back by Decode: every field the formats
@@ -67,9 +69,9 @@ func Decode(p []byte) (Decoded, error) {
 		if ihl < 20 || tot < ihl || tot > len(p) {
 			return d, fmt.Errorf("ipv4 header: %w", ErrNotTunnel)
 		}
-		var c csum
-		c.add(p[:ihl])
-		if c.fold() != 0 {
+		var c pkt.Stream
+		c.Add(p[:ihl])
+		if c.Checksum() != 0 {
 			return d, fmt.Errorf("ipv4 header: %w", ErrChecksum)
 		}
 		fo := binary.BigEndian.Uint16(p[6:])
@@ -112,19 +114,19 @@ func decodeVXLAN(d Decoded, u []byte) (Decoded, error) {
 	d.SrcPort, d.DstPort = binary.BigEndian.Uint16(u), binary.BigEndian.Uint16(u[2:])
 	d.UDPChecksum = binary.BigEndian.Uint16(u[6:])
 	if d.UDPChecksum != 0 || d.Dst.Is6() {
-		var c csum
+		var c pkt.Stream
 		if d.Dst.Is6() {
 			s, t := d.Src.As16(), d.Dst.As16()
-			c.add(s[:])
-			c.add(t[:])
+			c.Add(s[:])
+			c.Add(t[:])
 		} else {
 			s, t := d.Src.As4(), d.Dst.As4()
-			c.add(s[:])
-			c.add(t[:])
+			c.Add(s[:])
+			c.Add(t[:])
 		}
-		c.sum += uint64(len(u)) + protoUDP
-		c.add(u)
-		if c.fold() != 0 {
+		c.AddValue(uint64(len(u)) + protoUDP)
+		c.Add(u)
+		if c.Checksum() != 0 {
 			return d, fmt.Errorf("udp: %w", ErrChecksum)
 		}
 	}

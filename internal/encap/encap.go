@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"time"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // Format is a tunnel format a collector receives.
@@ -381,7 +383,7 @@ func (e *Encapsulator) ipHeader(b []byte, n int, hash uint32, id, off uint16, mo
 	s, d := e.cfg.Src.As4(), e.cfg.Dst.As4()
 	copy(b[12:], s[:])
 	copy(b[16:], d[:])
-	ipv4Checksum(b)
+	pkt.IPv4HeaderChecksum(b)
 }
 
 // erspanHeader writes the ERSPAN II (8 bytes) or III (12 bytes) header for
@@ -429,64 +431,17 @@ func (e *Encapsulator) erspanHeader(b, mac []byte, trunc bool, m Meta) {
 func (e *Encapsulator) udpChecksum(enc, lead, frame []byte) {
 	n := len(enc) + len(lead) + len(frame)
 	s, d := e.cfg.Src.As16(), e.cfg.Dst.As16()
-	var c csum
-	c.add(s[:])
-	c.add(d[:])
-	c.sum += uint64(n) + protoUDP
+	var c pkt.Stream
+	c.Add(s[:])
+	c.Add(d[:])
+	c.AddValue(uint64(n) + pkt.ProtoUDP)
 	enc[6], enc[7] = 0, 0
-	c.add(enc)
-	c.add(lead)
-	c.add(frame)
-	v := c.fold()
+	c.Add(enc)
+	c.Add(lead)
+	c.Add(frame)
+	v := c.Checksum()
 	if v == 0 {
 		v = 0xffff
 	}
 	binary.BigEndian.PutUint16(enc[6:], v)
-}
-
-// csum is a one's complement sum over byte strings of any length, added one
-// after the other as a single stream.
-type csum struct {
-	sum uint64
-	odd bool // an odd number of bytes so far: the next byte is a low byte
-}
-
-func (c *csum) add(b []byte) {
-	if len(b) == 0 {
-		return
-	}
-	if c.odd {
-		c.sum += uint64(b[0])
-		b = b[1:]
-		c.odd = false
-	}
-	for len(b) >= 8 {
-		v := binary.BigEndian.Uint64(b)
-		c.sum += v>>32 + v&0xffffffff
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		c.sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		c.sum += uint64(b[0]) << 8
-		c.odd = true
-	}
-}
-
-func (c *csum) fold() uint16 {
-	s := c.sum
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
-}
-
-// ipv4Checksum computes and stores the checksum of the IPv4 header h.
-func ipv4Checksum(h []byte) {
-	h[10], h[11] = 0, 0
-	var c csum
-	c.add(h)
-	binary.BigEndian.PutUint16(h[10:], c.fold())
 }

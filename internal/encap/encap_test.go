@@ -8,6 +8,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 var (
@@ -31,7 +33,7 @@ func tcpIP(a, b string, ap, bp uint16, n int) []byte {
 		tcp[20+i] = byte('a' + i%26)
 	}
 	var ip []byte
-	var c csum
+	var c pkt.Stream
 	if sa.Is4() {
 		ip = make([]byte, 20)
 		ip[0] = 0x45
@@ -40,9 +42,9 @@ func tcpIP(a, b string, ap, bp uint16, n int) []byte {
 		s, d := sa.As4(), sb.As4()
 		copy(ip[12:], s[:])
 		copy(ip[16:], d[:])
-		ipv4Checksum(ip)
-		c.add(s[:])
-		c.add(d[:])
+		pkt.IPv4HeaderChecksum(ip)
+		c.Add(s[:])
+		c.Add(d[:])
 	} else {
 		ip = make([]byte, 40)
 		ip[0] = 0x60
@@ -51,12 +53,12 @@ func tcpIP(a, b string, ap, bp uint16, n int) []byte {
 		s, d := sa.As16(), sb.As16()
 		copy(ip[8:], s[:])
 		copy(ip[24:], d[:])
-		c.add(s[:])
-		c.add(d[:])
+		c.Add(s[:])
+		c.Add(d[:])
 	}
-	c.sum += uint64(len(tcp)) + 6
-	c.add(tcp)
-	binary.BigEndian.PutUint16(tcp[16:], c.fold())
+	c.AddValue(uint64(len(tcp)) + 6)
+	c.Add(tcp)
+	binary.BigEndian.PutUint16(tcp[16:], c.Checksum())
 	return append(ip, tcp...)
 }
 
@@ -239,7 +241,7 @@ func TestFlowHashSymmetric(t *testing.T) {
 	frag := func(ip []byte, off uint16) []byte {
 		ip = append([]byte(nil), ip...)
 		binary.BigEndian.PutUint16(ip[6:], 0x2000|off)
-		ipv4Checksum(ip[:20])
+		pkt.IPv4HeaderChecksum(ip[:20])
 		return ip
 	}
 	l4, l6 := ethHeader(macB, macA, 0x0800, 0), ethHeader(macB, macA, 0x86dd, 0)
@@ -299,9 +301,9 @@ func reassemble(t *testing.T, pkts []Packet, mtu int) []byte {
 			if fo&0x4000 != 0 {
 				t.Errorf("fragment %d has DF set", i)
 			}
-			var c csum
-			c.add(b[:20])
-			if c.fold() != 0 {
+			var c pkt.Stream
+			c.Add(b[:20])
+			if c.Checksum() != 0 {
 				t.Errorf("fragment %d: bad header checksum", i)
 			}
 			if int(binary.BigEndian.Uint16(b[2:])) != len(b) {
@@ -346,7 +348,7 @@ func reassemble(t *testing.T, pkts []Packet, mtu int) []byte {
 	if hdr[0]>>4 == 4 {
 		binary.BigEndian.PutUint16(hdr[2:], uint16(20+len(data)))
 		binary.BigEndian.PutUint16(hdr[6:], 0)
-		ipv4Checksum(hdr)
+		pkt.IPv4HeaderChecksum(hdr)
 	} else {
 		binary.BigEndian.PutUint16(hdr[4:], uint16(len(data)))
 	}
@@ -492,7 +494,7 @@ func TestDecodeRejects(t *testing.T) {
 	withUDP[20+6], withUDP[20+7] = 0x12, 0x34
 	frag := append([]byte(nil), good...)
 	frag[6] |= 0x20
-	ipv4Checksum(frag[:20])
+	pkt.IPv4HeaderChecksum(frag[:20])
 	cases := []struct {
 		name string
 		b    []byte

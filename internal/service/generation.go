@@ -145,8 +145,8 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*generation, er
 		return nil, err
 	}
 	p, err := mirror.NewPipeline(mirror.Config{
-		Channels:    plan.Channels,
-		Rules:       plan.Rules,
+		Channels:    pipelineChannels(plan),
+		Rules:       pipelineRules(plan),
 		Sinks:       ss.sinks(),
 		QueueLen:    s.inst.QueueLen,
 		InetReader:  s.cfg.InetReader,
@@ -253,4 +253,26 @@ func (s *server) limitMemory(extra ...*generation) {
 		}
 	}
 	debug.SetMemoryLimit(runtimeHeadroom + n*5/4)
+}
+
+// pipelineChannels is the plan's channels as the pipeline reads them.
+func pipelineChannels(plan *nfrules.Plan) []mirror.Channel {
+	out := make([]mirror.Channel, len(plan.Channels))
+	for i, c := range plan.Channels {
+		kind := mirror.NFLOG
+		if c.Kind == nfrules.ChannelNFQUEUE {
+			kind = mirror.NFQUEUE
+		}
+		out[i] = mirror.Channel{Kind: kind, Num: c.Num, Dest: c.Dest, Snaplen: c.Snaplen, Netdev: c.Netdev, RuleIDs: c.RuleIDs}
+	}
+	return out
+}
+
+// pipelineRules is the plan's rules as the pipeline counts them.
+func pipelineRules(plan *nfrules.Plan) []mirror.Rule {
+	out := make([]mirror.Rule, len(plan.Rules))
+	for i, r := range plan.Rules {
+		out[i] = mirror.Rule{ID: r.ID, Text: r.Text, Hook: mirror.HookNamed(r.Hook.String()), Device: r.Device}
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package mirror
+package pkt
 
 import (
 	"encoding/binary"
@@ -6,59 +6,59 @@ import (
 	"fmt"
 )
 
-// headroom is the room left in front of every packet the segmenter emits, so
+// Headroom is the room left in front of every packet the Segmenter emits, so
 // that a sink can write an Ethernet header there without copying.
-const headroom = 18
+const Headroom = 18
 
-// TCP flags the segmenter treats specially.
+// TCP flags the Segmenter treats specially.
 const (
-	tcpFIN = 0x01
-	tcpPSH = 0x08
-	tcpCWR = 0x80
+	TCPFIN = 0x01
+	TCPPSH = 0x08
+	TCPCWR = 0x80
 )
 
-var zeroHeadroom [headroom]byte
+var zeroHeadroom [Headroom]byte
 
-// errTooSmallMTU is returned when the headers alone do not fit the MTU.
-var errTooSmallMTU = errors.New("headers do not fit the port MTU")
+// ErrTooSmallMTU is returned when the headers alone do not fit the MTU.
+var ErrTooSmallMTU = errors.New("headers do not fit the port MTU")
 
-// segmenter turns one IP copy into the packets to put on a port: the copy
-// itself with a partial checksum completed (see completeChecksum), or, when
+// Segmenter turns one IP copy into the packets to put on a port: the copy
+// itself with a partial checksum completed (see CompleteChecksum), or, when
 // it is larger than the MTU, TCP segments (their checksums computed) or IP
 // fragments (the packet's own checksum completed first). It reuses its buffers: what split returns is
 // valid until the next call. It is not safe for concurrent use.
-type segmenter struct {
+type Segmenter struct {
 	buf    []byte
-	offs   []int // start of each frame in buf (headroom included), then the end
+	offs   []int // start of each frame in buf (Headroom included), then the end
 	frames [][]byte
 	fragID uint32 // next IPv6 fragment identification
 }
 
 // split returns the packets to send for the IP packet pkt on a port with the
-// given MTU, each preceded by headroom spare bytes: frame[headroom:] is the
+// given MTU, each preceded by Headroom spare bytes: frame[Headroom:] is the
 // IP packet. A truncated copy is returned as it is. Before fragmenting, it
 // completes a partial checksum in pkt itself; it changes pkt in no other way.
-func (s *segmenter) split(pkt []byte, mtu int, truncated bool) ([][]byte, error) {
+func (s *Segmenter) Split(pkt []byte, mtu int, truncated bool) ([][]byte, error) {
 	s.buf = s.buf[:0]
 	s.offs = s.offs[:0]
-	l, ok := parseIP(pkt)
+	l, ok := Parse(pkt)
 	switch {
 	case truncated || !ok:
 		// As seen: a truncated copy cannot be checksummed or segmented.
 		s.emit(pkt)
-	case l.end <= mtu:
-		completeChecksum(s.emit(pkt[:l.end]))
-	case l.proto == protoTCP && l.whole:
+	case l.End <= mtu:
+		CompleteChecksum(s.emit(pkt[:l.End]))
+	case l.Proto == ProtoTCP && l.Whole:
 		if err := s.tcp(pkt, l, mtu); err != nil {
 			return nil, err
 		}
-	case l.v4:
-		completeChecksum(pkt)
+	case l.V4:
+		CompleteChecksum(pkt)
 		if err := s.frag4(pkt, l, mtu); err != nil {
 			return nil, err
 		}
 	default:
-		completeChecksum(pkt)
+		CompleteChecksum(pkt)
 		if err := s.frag6(pkt, l, mtu); err != nil {
 			return nil, err
 		}
@@ -71,20 +71,20 @@ func (s *segmenter) split(pkt []byte, mtu int, truncated bool) ([][]byte, error)
 	return s.frames, nil
 }
 
-// emit starts a new frame holding headroom and then the parts given.
-func (s *segmenter) emit(parts ...[]byte) []byte {
+// emit starts a new frame holding Headroom and then the parts given.
+func (s *Segmenter) emit(parts ...[]byte) []byte {
 	start := len(s.buf)
 	s.offs = append(s.offs, start)
 	s.buf = append(s.buf, zeroHeadroom[:]...)
 	for _, p := range parts {
 		s.buf = append(s.buf, p...)
 	}
-	return s.buf[start+headroom:]
+	return s.buf[start+Headroom:]
 }
 
 // grow makes room for n more bytes so that emit does not reallocate while
 // earlier frames are still being patched.
-func (s *segmenter) grow(n int) {
+func (s *Segmenter) grow(n int) {
 	if cap(s.buf)-len(s.buf) < n {
 		nb := make([]byte, len(s.buf), len(s.buf)+n)
 		copy(nb, s.buf)
@@ -96,68 +96,68 @@ func (s *segmenter) grow(n int) {
 // advance, FIN and PSH stay on the last segment only, CWR on the first only,
 // IPv4 ids increase by one per segment, and every length and checksum is
 // recomputed.
-func (s *segmenter) tcp(pkt []byte, l ipLayout, mtu int) error {
-	if l.hdrLen+20 > l.end {
-		return fmt.Errorf("tcp header: %w", errShort)
+func (s *Segmenter) tcp(pkt []byte, l Layout, mtu int) error {
+	if l.HdrLen+20 > l.End {
+		return fmt.Errorf("tcp header: %w", ErrShort)
 	}
-	thl := int(pkt[l.hdrLen+12]>>4) * 4
-	if thl < 20 || l.hdrLen+thl > l.end {
-		return fmt.Errorf("tcp header length %d: %w", thl, errShort)
+	thl := int(pkt[l.HdrLen+12]>>4) * 4
+	if thl < 20 || l.HdrLen+thl > l.End {
+		return fmt.Errorf("tcp header length %d: %w", thl, ErrShort)
 	}
-	hdrs := l.hdrLen + thl
+	hdrs := l.HdrLen + thl
 	mss := mtu - hdrs
 	if mss <= 0 {
-		return fmt.Errorf("segment tcp for mtu %d: %w", mtu, errTooSmallMTU)
+		return fmt.Errorf("segment tcp for mtu %d: %w", mtu, ErrTooSmallMTU)
 	}
-	payload := pkt[hdrs:l.end]
+	payload := pkt[hdrs:l.End]
 	n := (len(payload) + mss - 1) / mss
-	s.grow(len(payload) + n*(headroom+hdrs))
-	seq := binary.BigEndian.Uint32(pkt[l.hdrLen+4:])
-	flags := pkt[l.hdrLen+13]
+	s.grow(len(payload) + n*(Headroom+hdrs))
+	seq := binary.BigEndian.Uint32(pkt[l.HdrLen+4:])
+	flags := pkt[l.HdrLen+13]
 	var id uint16
-	if l.v4 {
+	if l.V4 {
 		id = binary.BigEndian.Uint16(pkt[4:])
 	}
 	for i, off := 0, 0; off < len(payload); i, off = i+1, off+mss {
 		chunk := payload[off:min(off+mss, len(payload))]
 		seg := s.emit(pkt[:hdrs], chunk)
-		if l.v4 {
+		if l.V4 {
 			binary.BigEndian.PutUint16(seg[2:], uint16(len(seg)))
 			binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
-			ipv4HeaderChecksum(seg[:l.hdrLen])
+			IPv4HeaderChecksum(seg[:l.HdrLen])
 		} else {
 			binary.BigEndian.PutUint16(seg[4:], uint16(len(seg)-40))
 		}
-		th := seg[l.hdrLen:]
+		th := seg[l.HdrLen:]
 		binary.BigEndian.PutUint32(th[4:], seq+uint32(off))
 		f := flags
 		if off+len(chunk) < len(payload) {
-			f &^= tcpFIN | tcpPSH
+			f &^= TCPFIN | TCPPSH
 		}
 		if i > 0 {
-			f &^= tcpCWR
+			f &^= TCPCWR
 		}
 		th[13] = f
-		l4Checksum(seg, protoTCP, th)
+		L4Checksum(seg, ProtoTCP, th)
 	}
 	return nil
 }
 
-// errShort reports a packet shorter than its headers say.
-var errShort = errors.New("packet shorter than its headers")
+// ErrShort reports a packet shorter than its headers say.
+var ErrShort = errors.New("packet shorter than its headers")
 
 // frag4 splits an IPv4 packet into fragments of at most mtu bytes. A packet that is
 // already a fragment is split further (offsets add up, the last piece keeps
 // the original MF bit). DF is ignored: this is a copy.
-func (s *segmenter) frag4(pkt []byte, l ipLayout, mtu int) error {
-	ihl := l.hdrLen
+func (s *Segmenter) frag4(pkt []byte, l Layout, mtu int) error {
+	ihl := l.HdrLen
 	per := (mtu - ihl) &^ 7
 	if per <= 0 {
-		return fmt.Errorf("fragment ipv4 for mtu %d: %w", mtu, errTooSmallMTU)
+		return fmt.Errorf("fragment ipv4 for mtu %d: %w", mtu, ErrTooSmallMTU)
 	}
-	data := pkt[ihl:l.end]
+	data := pkt[ihl:l.End]
 	n := (len(data) + per - 1) / per
-	s.grow(len(data) + n*(headroom+ihl))
+	s.grow(len(data) + n*(Headroom+ihl))
 	fo := binary.BigEndian.Uint16(pkt[6:])
 	base := int(fo&0x1fff) * 8
 	lastMF := fo & 0x2000
@@ -187,7 +187,7 @@ func (s *segmenter) frag4(pkt []byte, l ipLayout, mtu int) error {
 		}
 		binary.BigEndian.PutUint16(h[2:], uint16(len(f)))
 		binary.BigEndian.PutUint16(h[6:], fo&0x4000|mf|uint16((base+off)/8))
-		ipv4HeaderChecksum(h)
+		IPv4HeaderChecksum(h)
 	}
 	return nil
 }
@@ -221,14 +221,14 @@ func laterOptions(dst, opts []byte) []byte {
 
 // frag6 splits an IPv6 packet into fragments with a fragment header after
 // its unfragmentable part.
-func (s *segmenter) frag6(pkt []byte, l ipLayout, mtu int) error {
-	if !l.whole {
+func (s *Segmenter) frag6(pkt []byte, l Layout, mtu int) error {
+	if !l.Whole {
 		return fmt.Errorf("fragment an ipv6 packet that is a fragment already: %w", errors.ErrUnsupported)
 	}
-	uf := l.unfrag
+	uf := l.Unfrag
 	per := (mtu - uf - 8) &^ 7
 	if per <= 0 {
-		return fmt.Errorf("fragment ipv6 for mtu %d: %w", mtu, errTooSmallMTU)
+		return fmt.Errorf("fragment ipv6 for mtu %d: %w", mtu, ErrTooSmallMTU)
 	}
 	// The next-header byte that must name the fragment header: in the
 	// fixed header, or in the last unfragmentable extension header.
@@ -237,9 +237,9 @@ func (s *segmenter) frag6(pkt []byte, l ipLayout, mtu int) error {
 		nhAt = at
 	}
 	nh := pkt[nhAt]
-	data := pkt[uf:l.end]
+	data := pkt[uf:l.End]
 	n := (len(data) + per - 1) / per
-	s.grow(len(data) + n*(headroom+uf+8))
+	s.grow(len(data) + n*(Headroom+uf+8))
 	s.fragID++
 	id := s.fragID
 	var fh [8]byte
@@ -253,7 +253,7 @@ func (s *segmenter) frag6(pkt []byte, l ipLayout, mtu int) error {
 		}
 		binary.BigEndian.PutUint16(fh[2:], uint16(off)|m)
 		f := s.emit(pkt[:uf], fh[:], chunk)
-		f[nhAt] = protoFragment
+		f[nhAt] = ProtoFragment
 		binary.BigEndian.PutUint16(f[4:], uint16(len(f)-40))
 	}
 	return nil

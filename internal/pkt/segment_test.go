@@ -1,98 +1,19 @@
-package mirror
+package pkt_test
 
 import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"testing"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
+	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
 )
-
-// naiveSum is an independent one's complement sum (byte pairs, no tricks) used
-// to verify checksums: a correct packet sums to 0xffff.
-func naiveSum(parts ...[]byte) uint16 {
-	var all []byte
-	for _, p := range parts {
-		all = append(all, p...)
-	}
-	if len(all)%2 == 1 {
-		all = append(all, 0)
-	}
-	var s uint32
-	for i := 0; i < len(all); i += 2 {
-		s += uint32(all[i])<<8 | uint32(all[i+1])
-		s = s&0xffff + s>>16
-	}
-	return uint16(s)
-}
-
-// pseudo builds the pseudo header of an L4 segment of length n.
-func pseudo(ip []byte, proto byte, n int) []byte {
-	if ip[0]>>4 == 4 {
-		p := append([]byte{}, ip[12:20]...)
-		return append(p, 0, proto, byte(n>>8), byte(n))
-	}
-	p := append([]byte{}, ip[8:40]...)
-	return append(p, byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 0, 0, proto)
-}
-
-// testPacket builds an IPv4 or IPv6 packet with a TCP (32-byte header) or
-// UDP header and n payload bytes, with a partial L4 checksum: the
-// pseudo-header sum the kernel leaves for the device to complete.
-func testPacket(v6 bool, proto byte, n int) []byte {
-	var ip []byte
-	var l4 []byte
-	if proto == protoTCP {
-		l4 = make([]byte, 32)
-		binary.BigEndian.PutUint16(l4[0:], 40000)
-		binary.BigEndian.PutUint16(l4[2:], 5201)
-		binary.BigEndian.PutUint32(l4[4:], 0xfffff000) // wraps while segmenting
-		binary.BigEndian.PutUint32(l4[8:], 0x01020304)
-		l4[12] = 8 << 4
-		l4[13] = tcpCWR | tcpPSH | tcpFIN | 0x10 // ACK
-		binary.BigEndian.PutUint16(l4[14:], 512)
-		l4[16], l4[17] = 0xbe, 0xef
-		copy(l4[20:], []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2})
-	} else {
-		l4 = make([]byte, 8)
-		binary.BigEndian.PutUint16(l4[0:], 5353)
-		binary.BigEndian.PutUint16(l4[2:], 9999)
-		binary.BigEndian.PutUint16(l4[4:], uint16(8+n))
-		l4[6], l4[7] = 0xbe, 0xef
-	}
-	payload := make([]byte, n)
-	for i := range payload {
-		payload[i] = byte(i*7 + i>>8)
-	}
-	if v6 {
-		ip = make([]byte, 40)
-		ip[0], ip[1], ip[2], ip[3] = 0x6b, 0x8a, 0xbc, 0xde // TC 0xb8, flow label 0xabcde
-		binary.BigEndian.PutUint16(ip[4:], uint16(len(l4)+n))
-		ip[6], ip[7] = proto, 63
-		copy(ip[8:], []byte{0x20, 0x01, 0x0d, 0xb8, 15: 1})
-		copy(ip[24:], []byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: 2})
-	} else {
-		ip = make([]byte, 20)
-		ip[0], ip[1] = 0x45, 0xb8
-		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(l4)+n))
-		binary.BigEndian.PutUint16(ip[4:], 0xfffe) // wraps while segmenting
-		ip[6] = 0x40                               // DF
-		ip[8], ip[9] = 63, proto
-		copy(ip[12:], []byte{198, 18, 0, 1, 198, 19, 0, 2})
-		ipv4HeaderChecksum(ip)
-	}
-	pkt := append(append(ip, l4...), payload...)
-	at := len(ip) + 6
-	if proto == protoTCP {
-		at = len(ip) + 16
-	}
-	binary.BigEndian.PutUint16(pkt[at:], partialSeed(pkt, proto, len(l4)+n))
-	return pkt
-}
 
 func TestIPv4HeaderChecksumVector(t *testing.T) {
 	// The example header of RFC 1071 tutorials: checksum 0xb861.
 	h := []byte{0x45, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7}
-	ipv4HeaderChecksum(h)
+	pkt.IPv4HeaderChecksum(h)
 	if got := binary.BigEndian.Uint16(h[10:]); got != 0xb861 {
 		t.Errorf("checksum %#04x, want 0xb861", got)
 	}
@@ -113,14 +34,14 @@ func TestSplitTCP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("v6=%v/%d/mtu%d", tt.v6, tt.n, tt.mtu), func(t *testing.T) {
-			pkt := testPacket(tt.v6, protoTCP, tt.n)
-			orig := append([]byte(nil), pkt...)
-			var s segmenter
-			frames, err := s.split(pkt, tt.mtu, false)
+			pk := pkttest.Packet(tt.v6, pkt.ProtoTCP, tt.n)
+			orig := append([]byte(nil), pk...)
+			var s pkt.Segmenter
+			frames, err := s.Split(pk, tt.mtu, false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(pkt, orig) {
+			if !bytes.Equal(pk, orig) {
 				t.Error("split modified its input")
 			}
 			if len(frames) != tt.segs {
@@ -133,7 +54,7 @@ func TestSplitTCP(t *testing.T) {
 			var stream []byte
 			seq0 := binary.BigEndian.Uint32(orig[ipl+4:])
 			for i, f := range frames {
-				seg := f[headroom:]
+				seg := f[pkt.Headroom:]
 				last := i == len(frames)-1
 				if len(seg) > tt.mtu {
 					t.Errorf("segment %d: %d bytes > mtu %d", i, len(seg), tt.mtu)
@@ -152,7 +73,7 @@ func TestSplitTCP(t *testing.T) {
 					if got, want := binary.BigEndian.Uint16(seg[4:]), uint16(0xfffe+i); got != want {
 						t.Errorf("segment %d: id %#x, want %#x", i, got, want)
 					}
-					if naiveSum(seg[:20]) != 0xffff {
+					if pkttest.NaiveSum(seg[:20]) != 0xffff {
 						t.Errorf("segment %d: bad IPv4 header checksum", i)
 					}
 					if seg[1] != orig[1] || seg[6] != orig[6] || seg[8] != orig[8] {
@@ -160,7 +81,7 @@ func TestSplitTCP(t *testing.T) {
 					}
 				}
 				th := seg[ipl:]
-				if naiveSum(pseudo(seg, protoTCP, len(th)), th) != 0xffff {
+				if pkttest.NaiveSum(pkttest.Pseudo(seg, pkt.ProtoTCP, len(th)), th) != 0xffff {
 					t.Errorf("segment %d: bad TCP checksum", i)
 				}
 				if got := binary.BigEndian.Uint32(th[4:]); got != seq0+uint32(len(stream)) {
@@ -168,10 +89,10 @@ func TestSplitTCP(t *testing.T) {
 				}
 				wantFlags := byte(0x10)
 				if i == 0 {
-					wantFlags |= tcpCWR
+					wantFlags |= pkt.TCPCWR
 				}
 				if last {
-					wantFlags |= tcpFIN | tcpPSH
+					wantFlags |= pkt.TCPFIN | pkt.TCPPSH
 				}
 				if th[13] != wantFlags {
 					t.Errorf("segment %d: flags %#x, want %#x", i, th[13], wantFlags)
@@ -194,12 +115,12 @@ func reassemble(t *testing.T, frames [][]byte, v6 bool) []byte {
 	t.Helper()
 	var hdr, data []byte
 	for i, f := range frames {
-		p := f[headroom:]
+		p := f[pkt.Headroom:]
 		var off int
 		var mf bool
 		var body []byte
 		if v6 {
-			if p[6] != protoFragment {
+			if p[6] != pkt.ProtoFragment {
 				t.Fatalf("fragment %d: next header %d, want 44", i, p[6])
 			}
 			if got := int(binary.BigEndian.Uint16(p[4:])); got != len(p)-40 {
@@ -207,7 +128,7 @@ func reassemble(t *testing.T, frames [][]byte, v6 bool) []byte {
 			}
 			fo := binary.BigEndian.Uint16(p[42:])
 			off, mf = int(fo&^7), fo&1 == 1
-			if i > 0 && binary.BigEndian.Uint32(p[44:]) != binary.BigEndian.Uint32(frames[0][headroom+44:]) {
+			if i > 0 && binary.BigEndian.Uint32(p[44:]) != binary.BigEndian.Uint32(frames[0][pkt.Headroom+44:]) {
 				t.Errorf("fragment %d: identification differs", i)
 			}
 			if i == 0 {
@@ -216,7 +137,7 @@ func reassemble(t *testing.T, frames [][]byte, v6 bool) []byte {
 			}
 			body = p[48:]
 		} else {
-			if naiveSum(p[:20]) != 0xffff {
+			if pkttest.NaiveSum(p[:20]) != 0xffff {
 				t.Errorf("fragment %d: bad IPv4 header checksum", i)
 			}
 			if got := int(binary.BigEndian.Uint16(p[2:])); got != len(p) {
@@ -245,7 +166,7 @@ func reassemble(t *testing.T, frames [][]byte, v6 bool) []byte {
 	} else {
 		binary.BigEndian.PutUint16(hdr[2:], uint16(20+len(data)))
 		hdr[6] &^= 0x20
-		ipv4HeaderChecksum(hdr)
+		pkt.IPv4HeaderChecksum(hdr)
 	}
 	return append(hdr, data...)
 }
@@ -264,9 +185,9 @@ func TestSplitFragment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("v6=%v/%d/mtu%d", tt.v6, tt.n, tt.mtu), func(t *testing.T) {
-			pkt := testPacket(tt.v6, protoUDP, tt.n)
-			var s segmenter
-			frames, err := s.split(pkt, tt.mtu, false)
+			pk := pkttest.Packet(tt.v6, pkt.ProtoUDP, tt.n)
+			var s pkt.Segmenter
+			frames, err := s.Split(pk, tt.mtu, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,8 +195,8 @@ func TestSplitFragment(t *testing.T) {
 				t.Errorf("%d fragments, want %d", len(frames), tt.frags)
 			}
 			for i, f := range frames {
-				if len(f)-headroom > tt.mtu {
-					t.Errorf("fragment %d: %d bytes > mtu", i, len(f)-headroom)
+				if len(f)-pkt.Headroom > tt.mtu {
+					t.Errorf("fragment %d: %d bytes > mtu", i, len(f)-pkt.Headroom)
 				}
 			}
 			got := reassemble(t, frames, tt.v6)
@@ -283,10 +204,10 @@ func TestSplitFragment(t *testing.T) {
 			if tt.v6 {
 				ipl = 40
 			}
-			if naiveSum(pseudo(got, protoUDP, len(got)-ipl), got[ipl:]) != 0xffff {
+			if pkttest.NaiveSum(pkttest.Pseudo(got, pkt.ProtoUDP, len(got)-ipl), got[ipl:]) != 0xffff {
 				t.Error("reassembled packet has a bad UDP checksum")
 			}
-			want := append([]byte(nil), pkt...)
+			want := append([]byte(nil), pk...)
 			copy(want[ipl+6:], got[ipl+6:ipl+8]) // the checksum was partial on purpose
 			if !bytes.Equal(got, want) {
 				t.Errorf("reassembled packet differs from the original")
@@ -301,13 +222,13 @@ func TestSplitFragment(t *testing.T) {
 // IPv4 header checksum.
 func TestSplitSmallCompletesPartialChecksums(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		for _, proto := range []byte{protoTCP, protoUDP} {
+		for _, proto := range []byte{pkt.ProtoTCP, pkt.ProtoUDP} {
 			ipl := 20
 			if v6 {
 				ipl = 40
 			}
 			at := ipl + 6
-			if proto == protoTCP {
+			if proto == pkt.ProtoTCP {
 				at = ipl + 16
 			}
 			for _, tc := range []struct {
@@ -319,19 +240,19 @@ func TestSplitSmallCompletesPartialChecksums(t *testing.T) {
 				{"corrupt on the wire", func(p []byte) { p[at] ^= 0x5a }, false},
 			} {
 				t.Run(fmt.Sprintf("v6=%v/proto%d/%s", v6, proto, tc.name), func(t *testing.T) {
-					pkt := testPacket(v6, proto, 100)
-					tc.mangle(pkt)
+					pk := pkttest.Packet(v6, proto, 100)
+					tc.mangle(pk)
 					if !v6 {
-						pkt[10] ^= 0xff // a broken IPv4 header checksum stays broken
+						pk[10] ^= 0xff // a broken IPv4 header checksum stays broken
 					}
-					orig := append([]byte(nil), pkt...)
-					var s segmenter
-					frames, err := s.split(pkt, 1500, false)
+					orig := append([]byte(nil), pk...)
+					var s pkt.Segmenter
+					frames, err := s.Split(pk, 1500, false)
 					if err != nil || len(frames) != 1 {
 						t.Fatalf("split: %d frames, %v", len(frames), err)
 					}
-					p := frames[0][headroom:]
-					valid := naiveSum(pseudo(p, proto, len(p)-ipl), p[ipl:]) == 0xffff
+					p := frames[0][pkt.Headroom:]
+					valid := pkttest.NaiveSum(pkttest.Pseudo(p, proto, len(p)-ipl), p[ipl:]) == 0xffff
 					if valid != tc.wantValid {
 						t.Errorf("L4 checksum valid = %v, want %v", valid, tc.wantValid)
 					}
@@ -343,7 +264,7 @@ func TestSplitSmallCompletesPartialChecksums(t *testing.T) {
 					if !tc.wantValid && !bytes.Equal(p, orig) {
 						t.Error("split changed a checksum that was not partial")
 					}
-					if !bytes.Equal(pkt, orig) {
+					if !bytes.Equal(pk, orig) {
 						t.Error("split modified its input")
 					}
 				})
@@ -354,13 +275,13 @@ func TestSplitSmallCompletesPartialChecksums(t *testing.T) {
 
 func TestSplitTruncatedAsIs(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		pkt := testPacket(v6, protoTCP, 3000)[:2000] // a snaplen of 2000
-		var s segmenter
-		frames, err := s.split(pkt, 1500, true)
+		pk := pkttest.Packet(v6, pkt.ProtoTCP, 3000)[:2000] // a snaplen of 2000
+		var s pkt.Segmenter
+		frames, err := s.Split(pk, 1500, true)
 		if err != nil || len(frames) != 1 {
 			t.Fatalf("v6=%v: %d frames, %v", v6, len(frames), err)
 		}
-		if !bytes.Equal(frames[0][headroom:], pkt) {
+		if !bytes.Equal(frames[0][pkt.Headroom:], pk) {
 			t.Errorf("v6=%v: truncated copy changed", v6)
 		}
 	}
@@ -368,18 +289,18 @@ func TestSplitTruncatedAsIs(t *testing.T) {
 
 func TestSplitNoAllocs(t *testing.T) {
 	pkts := [][]byte{
-		testPacket(false, protoTCP, 65483),
-		testPacket(true, protoUDP, 30000),
-		testPacket(false, protoUDP, 30000),
-		testPacket(true, protoTCP, 100),
+		pkttest.Packet(false, pkt.ProtoTCP, 65483),
+		pkttest.Packet(true, pkt.ProtoUDP, 30000),
+		pkttest.Packet(false, pkt.ProtoUDP, 30000),
+		pkttest.Packet(true, pkt.ProtoTCP, 100),
 	}
-	var s segmenter
+	var s pkt.Segmenter
 	for _, p := range pkts {
-		s.split(p, 1500, false) // warm up the buffers
+		s.Split(p, 1500, false) // warm up the buffers
 	}
 	allocs := testing.AllocsPerRun(100, func() {
 		for _, p := range pkts {
-			if _, err := s.split(p, 1500, false); err != nil {
+			if _, err := s.Split(p, 1500, false); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -396,12 +317,12 @@ func BenchmarkSegmentTCP64K(b *testing.B) {
 			if v6 {
 				n = 65463
 			}
-			pkt := testPacket(v6, protoTCP, n)
-			var s segmenter
-			b.SetBytes(int64(len(pkt)))
+			pk := pkttest.Packet(v6, pkt.ProtoTCP, n)
+			var s pkt.Segmenter
+			b.SetBytes(int64(len(pk)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := s.split(pkt, 1500, false); err != nil {
+				if _, err := s.Split(pk, 1500, false); err != nil {
 					b.Fatal(err)
 				}
 			}

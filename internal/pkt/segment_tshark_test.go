@@ -1,4 +1,4 @@
-package mirror
+package pkt_test
 
 import (
 	"encoding/binary"
@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
+	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
 )
 
 // writeRawPcap writes IP packets to a pcap file with link type RAW (101).
@@ -46,21 +49,21 @@ func TestSegmentsTsharkAgrees(t *testing.T) {
 		proto byte
 		n     int
 	}{
-		{false, protoTCP, 20000},
-		{true, protoTCP, 20000},
-		{false, protoUDP, 20000},
-		{true, protoUDP, 20000},
+		{false, pkt.ProtoTCP, 20000},
+		{true, pkt.ProtoTCP, 20000},
+		{false, pkt.ProtoUDP, 20000},
+		{true, pkt.ProtoUDP, 20000},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("v6=%v/proto%d", tt.v6, tt.proto), func(t *testing.T) {
-			var s segmenter
-			frames, err := s.split(testPacket(tt.v6, tt.proto, tt.n), 1500, false)
+			var s pkt.Segmenter
+			frames, err := s.Split(pkttest.Packet(tt.v6, tt.proto, tt.n), 1500, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var pkts [][]byte
 			for _, f := range frames {
-				pkts = append(pkts, append([]byte(nil), f[headroom:]...))
+				pkts = append(pkts, append([]byte(nil), f[pkt.Headroom:]...))
 			}
 			path := filepath.Join(t.TempDir(), "segs.pcap")
 			writeRawPcap(t, path, pkts)
@@ -80,7 +83,7 @@ func TestSegmentsTsharkAgrees(t *testing.T) {
 				ipOK := tt.v6 || f[0] == "1"
 				var l4OK bool
 				switch {
-				case tt.proto == protoTCP:
+				case tt.proto == pkt.ProtoTCP:
 					l4OK = f[1] == "1"
 				case i == len(lines)-1: // the reassembled datagram
 					l4OK = f[2] == "1"

@@ -1,8 +1,9 @@
-package mirror
+package nfnl
 
 import (
 	"encoding/binary"
-	"fmt"
+
+	"golang.org/x/sys/unix"
 )
 
 // This file decodes NFQUEUE packet messages (NFQNL_MSG_PACKET) and builds the
@@ -12,36 +13,36 @@ import (
 
 // nfnetlink_queue constants (values checked against the uapi header).
 const (
-	nfnlSubsysQueue      = 3
-	nfqnlMsgPacket       = 0
-	nfqnlMsgConfig       = 2
-	nfqnlMsgVerdictBatch = 3
+	NfnlSubsysQueue      = 3
+	NfqnlMsgPacket       = 0
+	NfqnlMsgConfig       = 2
+	NfqnlMsgVerdictBatch = 3
 
-	nfqaPacketHdr  = 1
-	nfqaVerdictHdr = 2
-	nfqaTimestamp  = 4
-	nfqaInDev      = 5
-	nfqaOutDev     = 6
-	nfqaPayload    = 10
-	nfqaCapLen     = 13
+	NfqaPacketHdr  = 1
+	NfqaVerdictHdr = 2
+	NfqaTimestamp  = 4
+	NfqaInDev      = 5
+	NfqaOutDev     = 6
+	NfqaPayload    = 10
+	NfqaCapLen     = 13
 
-	nfqaCfgCmd         = 1
-	nfqaCfgParams      = 2
-	nfqaCfgQueueMaxLen = 3
-	nfqaCfgMask        = 4
-	nfqaCfgFlags       = 5
+	NfqaCfgCmd         = 1
+	NfqaCfgParams      = 2
+	NfqaCfgQueueMaxLen = 3
+	NfqaCfgMask        = 4
+	NfqaCfgFlags       = 5
 
-	nfqnlCfgCmdBind   = 1
-	nfqnlCopyPacket   = 2
-	nfqaCfgFFailOpen  = 1
-	nfqaCfgFGSO       = 4
-	nfAccept          = 1
-	nlmFRequest       = 0x1
-	nfqVerdictMsgSize = nlmsgHdrLen + 4 + 4 + 8
+	NfqnlCfgCmdBind   = 1
+	NfqnlCopyPacket   = 2
+	NfqaCfgFFailOpen  = 1
+	NfqaCfgFGSO       = 4
+	NfAccept          = 1
+	NlmFRequest       = 0x1
+	NfqVerdictMsgSize = NlmsgHdrLen + 4 + 4 + 8
 )
 
-// nfqueueMsg is one decoded NFQUEUE packet. Payload aliases the datagram.
-type nfqueueMsg struct {
+// NFQUEUEMsg is one decoded NFQUEUE packet. Payload aliases the datagram.
+type NFQUEUEMsg struct {
 	ID      uint32
 	HasID   bool
 	Payload []byte
@@ -55,11 +56,11 @@ type nfqueueMsg struct {
 	HasTs   bool
 }
 
-// parseNFQUEUEDatagram decodes the NFQNL_MSG_PACKET messages of one datagram
+// ParseNFQUEUEDatagram decodes the NFQNL_MSG_PACKET messages of one datagram
 // into msg and calls fn for each. A netlink error message (a refused verdict)
 // is returned as an error after the rest of the datagram was decoded.
-func parseNFQUEUEDatagram(b []byte, msg *nfqueueMsg, fn func(*nfqueueMsg)) error {
-	return walkNetlink(b, nfnlSubsysQueue<<8|nfqnlMsgPacket, func(body []byte) error {
+func ParseNFQUEUEDatagram(b []byte, msg *NFQUEUEMsg, fn func(*NFQUEUEMsg)) error {
+	return WalkNetlink(b, NfnlSubsysQueue<<8|NfqnlMsgPacket, func(body []byte) error {
 		if err := parseNFQUEUEPacket(body, msg); err != nil {
 			return err
 		}
@@ -69,42 +70,42 @@ func parseNFQUEUEDatagram(b []byte, msg *nfqueueMsg, fn func(*nfqueueMsg)) error
 }
 
 // parseNFQUEUEPacket decodes the body of one NFQNL_MSG_PACKET message.
-func parseNFQUEUEPacket(b []byte, m *nfqueueMsg) error {
-	*m = nfqueueMsg{}
+func parseNFQUEUEPacket(b []byte, m *NFQUEUEMsg) error {
+	*m = NFQUEUEMsg{}
 	if len(b) < 4 {
-		return errShortMessage
+		return ErrShortMessage
 	}
 	m.Family = b[0]
-	return walkAttrs(b[4:], func(typ uint16, v []byte) error {
+	return WalkAttrs(b[4:], func(typ uint16, v []byte) error {
 		switch typ {
-		case nfqaPacketHdr:
+		case NfqaPacketHdr:
 			if len(v) < 4 {
-				return errShortMessage
+				return ErrShortMessage
 			}
 			m.ID, m.HasID = binary.BigEndian.Uint32(v), true
 			if len(v) >= 7 { // packet_id, hw_protocol, hook
 				m.Hook = v[6]
 			}
-		case nfqaPayload:
+		case NfqaPayload:
 			m.Payload = v
-		case nfqaTimestamp:
+		case NfqaTimestamp:
 			if len(v) < 16 {
-				return errShortMessage
+				return ErrShortMessage
 			}
 			m.TsSec, m.TsUsec, m.HasTs = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), true
-		case nfqaInDev:
+		case NfqaInDev:
 			if len(v) < 4 {
-				return errShortMessage
+				return ErrShortMessage
 			}
 			m.InDev = binary.BigEndian.Uint32(v)
-		case nfqaOutDev:
+		case NfqaOutDev:
 			if len(v) < 4 {
-				return errShortMessage
+				return ErrShortMessage
 			}
 			m.OutDev = binary.BigEndian.Uint32(v)
-		case nfqaCapLen:
+		case NfqaCapLen:
 			if len(v) < 4 {
-				return errShortMessage
+				return ErrShortMessage
 			}
 			m.CapLen = binary.BigEndian.Uint32(v)
 		}
@@ -112,44 +113,44 @@ func parseNFQUEUEPacket(b []byte, m *nfqueueMsg) error {
 	})
 }
 
-// putNFQUEUEVerdictBatch writes into b (nfqVerdictMsgSize bytes) a message
+// PutVerdictBatch writes into b (NfqVerdictMsgSize bytes) a message
 // that accepts every packet of queue with an id up to id.
-func putNFQUEUEVerdictBatch(b []byte, queue uint16, id uint32) {
-	binary.NativeEndian.PutUint32(b[0:], nfqVerdictMsgSize)
-	binary.NativeEndian.PutUint16(b[4:], nfnlSubsysQueue<<8|nfqnlMsgVerdictBatch)
-	binary.NativeEndian.PutUint16(b[6:], nlmFRequest)
+func PutVerdictBatch(b []byte, queue uint16, id uint32) {
+	binary.NativeEndian.PutUint32(b[0:], NfqVerdictMsgSize)
+	binary.NativeEndian.PutUint16(b[4:], NfnlSubsysQueue<<8|NfqnlMsgVerdictBatch)
+	binary.NativeEndian.PutUint16(b[6:], NlmFRequest)
 	binary.NativeEndian.PutUint32(b[8:], 0)  // sequence
 	binary.NativeEndian.PutUint32(b[12:], 0) // port id: the kernel
 	b[16], b[17] = 0, 0                      // AF_UNSPEC, NFNETLINK_V0
 	binary.BigEndian.PutUint16(b[18:], queue)
 	binary.NativeEndian.PutUint16(b[20:], 4+8)
-	binary.NativeEndian.PutUint16(b[22:], nfqaVerdictHdr)
-	binary.BigEndian.PutUint32(b[24:], nfAccept)
+	binary.NativeEndian.PutUint16(b[22:], NfqaVerdictHdr)
+	binary.BigEndian.PutUint32(b[24:], NfAccept)
 	binary.BigEndian.PutUint32(b[28:], id)
 }
 
-// walkNetlink calls fn with the body of every message of type typ in one
+// WalkNetlink calls fn with the body of every message of type typ in one
 // datagram, skipping other types. A netlink error message is returned as an
 // error once the datagram has been walked; fn's error stops the walk.
-func walkNetlink(b []byte, typ uint16, fn func(body []byte) error) error {
+func WalkNetlink(b []byte, typ uint16, fn func(body []byte) error) error {
 	var nlerr error
 	for len(b) > 0 {
-		if len(b) < nlmsgHdrLen {
-			return errShortMessage
+		if len(b) < NlmsgHdrLen {
+			return ErrShortMessage
 		}
 		l := int(binary.NativeEndian.Uint32(b[0:4]))
 		t := binary.NativeEndian.Uint16(b[4:6])
-		if l < nlmsgHdrLen || l > len(b) {
-			return errShortMessage
+		if l < NlmsgHdrLen || l > len(b) {
+			return ErrShortMessage
 		}
-		body := b[nlmsgHdrLen:l]
+		body := b[NlmsgHdrLen:l]
 		b = b[min(align4(l), len(b)):]
 		switch {
-		case t == nlmsgNoop || t == nlmsgDone:
-		case t == nlmsgError:
+		case t == NlmsgNoop || t == NlmsgDone:
+		case t == NlmsgError:
 			if len(body) >= 4 {
 				if e := int32(binary.NativeEndian.Uint32(body[:4])); e != 0 && nlerr == nil {
-					nlerr = fmt.Errorf("netlink error message: errno %d", -e)
+					nlerr = &OpError{Op: "netlink error message", Err: unix.Errno(-e)}
 				}
 			}
 		case t == typ:
@@ -161,17 +162,17 @@ func walkNetlink(b []byte, typ uint16, fn func(body []byte) error) error {
 	return nlerr
 }
 
-// walkAttrs calls fn for every netlink attribute in b, with its type
+// WalkAttrs calls fn for every netlink attribute in b, with its type
 // stripped of the nested and byte-order flags.
-func walkAttrs(b []byte, fn func(typ uint16, v []byte) error) error {
+func WalkAttrs(b []byte, fn func(typ uint16, v []byte) error) error {
 	for len(b) > 0 {
 		if len(b) < 4 {
-			return errShortMessage
+			return ErrShortMessage
 		}
 		l := int(binary.NativeEndian.Uint16(b[0:2]))
 		typ := binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask
 		if l < 4 || l > len(b) {
-			return errShortMessage
+			return ErrShortMessage
 		}
 		v := b[4:l]
 		b = b[min(align4(l), len(b)):]
