@@ -2,6 +2,7 @@ package nfrules
 
 import (
 	"encoding/binary"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,18 +67,22 @@ func (o *oracleNS) compile(t *testing.T, rs *Ruleset) *Plan {
 	return p
 }
 
-// TestInstallFiles installs every good test file (the example among them):
-// each source rule shows up with its comment, lossless rules as the xt
-// NFQUEUE target, and files without lossless rules list exactly like nft's
-// own load of Plan.NFT().
+// TestInstallFiles installs every rules file of testdata (the example
+// among them): what "nfmirror check" prints (Plan.NFT) must be what the
+// kernel lists back, rule for rule and chain for chain; the golden file of
+// each good file too; every source rule shows up with its comment, lossless
+// rules as the xt NFQUEUE target; and files without lossless rules list
+// exactly like nft's own load of Plan.NFT().
 func TestInstallFiles(t *testing.T) {
 	o := newOracleNS(t)
 	files, _ := filepath.Glob("testdata/good/*.nft")
-	if len(files) == 0 {
-		t.Fatal("no test files")
+	top, _ := filepath.Glob("testdata/*.nft")
+	files = append(files, top...)
+	if len(files) < 4 {
+		t.Fatalf("found %d test files", len(files))
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
+		t.Run(f, func(t *testing.T) {
 			rs, err := ParseFile(f)
 			if err != nil {
 				t.Fatalf("ParseFile: %s", Describe(err))
@@ -91,7 +96,21 @@ func TestInstallFiles(t *testing.T) {
 			if err := p.Install(o.conn); err != nil {
 				t.Fatalf("Install: %v\n%s", err, p.NFT())
 			}
-			ours := zeroCounters(ownerFlag.ReplaceAllString(o.list(t, "nfmirror"), "\n"))
+			listing := o.list(t, "nfmirror")
+			ours := zeroCounters(ownerFlag.ReplaceAllString(listing, "\n"))
+			if got, want := listingText(p.NFT()), listingText(listing); got != want {
+				t.Errorf("check prints what the kernel does not hold\ncheck:\n%s\nkernel:\n%s", got, want)
+			}
+			if strings.HasPrefix(f, "testdata/good/") {
+				golden := filepath.Join("testdata", "golden", strings.TrimSuffix(filepath.Base(f), ".nft")+".golden")
+				g, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := listingText(string(g)), listingText(listing); got != want {
+					t.Errorf("%s is not what the kernel holds\ngolden:\n%s\nkernel:\n%s", golden, got, want)
+				}
+			}
 			lossless := 0
 			for _, r := range p.Rules {
 				if !strings.Contains(ours, `comment "`+ruleComment(r.ID)+`"`) {
@@ -118,9 +137,7 @@ func TestInstallFiles(t *testing.T) {
 				t.Fatalf("nft -f of NFT(): %v: %s", err, errOut)
 			}
 			theirs := zeroCounters(o.list(t, "nfmirror"))
-			for _, fam := range []string{"inet", "netdev"} {
-				o.Run("", "nft", "delete", "table", fam, "nfmirror")
-			}
+			o.dropTables("nfmirror")
 			if ours != theirs {
 				t.Errorf("listings differ\nnfmirror installed:\n%s\nnft -f installed:\n%s", ours, theirs)
 			}
