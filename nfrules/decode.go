@@ -60,6 +60,7 @@ type decoder struct {
 	depLL, depVlan, depNet, depL4, depNeed int
 	needValue                              uint64
 	icmpTypes                              []uint64 // the ICMP types the rule has pinned
+	l4ByHeader                             bool     // ip protocol or ip6 nexthdr pinned the transport protocol
 	stmts                                  []*dstmt
 }
 
@@ -445,14 +446,19 @@ func (d *decoder) context(i int, m *dmatch) {
 		}
 	case "meta l4proto":
 		if name := l4Name(n); name != "" {
-			d.l4, d.depL4 = name, i
+			d.l4, d.depL4, d.l4ByHeader = name, i, false
 		}
 	case "ip protocol", "ip6 nexthdr":
 		if name := l4Name(n); name != "" {
-			d.l4 = name
+			d.l4, d.l4ByHeader = name, true
 		}
 	case "icmp type", "icmpv6 type":
-		d.depNeed, d.needValue = i, n
+		if !d.l4ByHeader {
+			// nft keeps the header's own protocol match as the
+			// dependency of the transport header: after "ip protocol
+			// icmp" it lists "icmp type redirect icmp gateway 5".
+			d.depNeed, d.needValue = i, n
+		}
 		d.icmpTypes = []uint64{n}
 	}
 }

@@ -159,10 +159,13 @@ func (c *compiler) deps(ctx *ruleCtx, pos Pos, f *Field, out *compiledMatches) b
 		}
 	case "ip", "ip6", "arp":
 		return netDep(f.Proto)
-	case "icmp":
-		return netDep("ip") && l4Dep("icmp")
-	case "icmpv6":
-		return netDep("ip6") && l4Dep("icmpv6")
+	case "icmp", "icmpv6":
+		// Known to be ICMP, the header needs nothing more (nft adds no
+		// "meta nfproto" after "meta l4proto icmp").
+		if ctx.l4 == f.Proto {
+			return true
+		}
+		return netDep(map[string]string{"icmp": "ip", "icmpv6": "ip6"}[f.Proto]) && l4Dep(f.Proto)
 	case "tcp", "udp", "udplite", "sctp":
 		return l4Dep(f.Proto)
 	}

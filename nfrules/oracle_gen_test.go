@@ -261,13 +261,61 @@ func mergeSets(f *Field) []string {
 	return []string{"{ 198.18.0.0/24, 198.18.1.0/24 }", "{ 198.18.0.0/24, 198.18.0.5 }", "{ 198.18.0.0-198.18.0.255, 198.18.2.0-198.18.2.17 }", "{ 0.0.0.0/0 }"}
 }
 
-// generateCases returns every field's cases at every hook that has it.
+// generateCases returns every field's cases at every hook that has it, and
+// every field after the matches that pin its protocols.
 func generateCases() []oracleCase {
 	var out []oracleCase
 	for _, f := range FieldList {
 		for _, h := range f.Hooks.Hooks() {
 			out = append(out, fieldCases(f, h)...)
+			out = append(out, contextCases(f, h)...)
 		}
+	}
+	return out
+}
+
+// contextCases returns f's first value after matches that establish its
+// protocols: written as nft writes its own dependencies (which it then
+// hides), or as other matches on the same headers.
+func contextCases(f *Field, h Hook) []oracleCase {
+	v := samples(f)[0]
+	m := f.Name + " " + v
+	var pre []string
+	netdev := h.Family() == FamilyNetdev
+	l3 := map[string]string{"ip": "ip", "icmp": "ip", "ip6": "ip6", "icmpv6": "ip6"}[f.Proto]
+	switch {
+	case l3 != "" && netdev:
+		pre = append(pre, "meta protocol "+l3, "ether type "+l3)
+	case l3 != "":
+		pre = append(pre, "meta nfproto ipv"+map[string]string{"ip": "4", "ip6": "6"}[l3])
+	case f.Proto == "arp":
+		pre = append(pre, "meta protocol arp", "ether type arp")
+	case f.Proto == "ether":
+		pre = append(pre, "meta iiftype ether")
+	case f.Proto == "vlan":
+		pre = append(pre, "ether type vlan", "meta iiftype ether ether type 8021q")
+	}
+	switch f.Proto {
+	case "tcp", "udp", "udplite", "sctp":
+		pre = append(pre, "meta l4proto "+f.Proto, "ip protocol "+f.Proto, "ip6 nexthdr "+f.Proto)
+	case "icmp":
+		pre = append(pre, "meta l4proto icmp", "ip protocol icmp", "ip saddr 198.18.0.1")
+	case "icmpv6":
+		pre = append(pre, "meta l4proto ipv6-icmp", "ip6 nexthdr ipv6-icmp", "ip6 saddr 2001:db8::1")
+	case "th":
+		pre = append(pre, "meta l4proto udp", "meta l4proto tcp")
+	case "ip":
+		pre = append(pre, "ip saddr 198.18.0.1")
+	case "ip6":
+		pre = append(pre, "ip6 daddr 2001:db8::1")
+	}
+	if f.Need != nil {
+		pre = append(pre, fmt.Sprintf("%s %d", f.Need.Field, f.Need.Values[0]))
+	}
+	var out []oracleCase
+	for _, p := range pre {
+		out = append(out, oracleCase{field: f.Name, form: "after its protocol", hook: h, text: p + " " + m})
+		out = append(out, oracleCase{field: f.Name, form: "after its protocol", hook: h, text: m + " " + p})
 	}
 	return out
 }
