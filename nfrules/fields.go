@@ -401,20 +401,23 @@ func init() {
 		addField(ct(d+" ip6 saddr", expr.CtKeySRCIP6, dir, 128, BigEndian, typeIPv6))
 		addField(ct(d+" ip6 daddr", expr.CtKeyDSTIP6, dir, 128, BigEndian, typeIPv6))
 	}
-}
 
-// fieldPrefixes returns true when words (joined by spaces) is a field
-// name or the beginning of one.
-func fieldPrefix(words string) (full bool, partial bool) {
-	if _, ok := Fields[words]; ok {
-		full = true
-	}
-	p := words + " "
 	for name := range Fields {
-		if strings.HasPrefix(name, p) {
-			partial = true
-			break
+		for i := range len(name) {
+			if name[i] == ' ' {
+				fieldNamePrefixes[name[:i]] = true
+			}
 		}
 	}
-	return full, partial
+}
+
+// fieldNamePrefixes holds every proper beginning of a field name ("ct",
+// "ct original", "ct original ip"), built with the table.
+var fieldNamePrefixes = map[string]bool{}
+
+// fieldPrefix reports whether words (joined by spaces) is a field name, and
+// whether it is the beginning of a longer one.
+func fieldPrefix(words string) (full bool, partial bool) {
+	_, full = Fields[words]
+	return full, fieldNamePrefixes[words]
 }

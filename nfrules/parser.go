@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -401,7 +403,7 @@ func (p *parser) parseDefine() {
 	p.next()
 	var toks []token
 	p.rec = &toks
-	v := p.parseValue(false, true)
+	v := p.parseValue(false, slashGuess)
 	p.rec = nil
 	if v == nil {
 		p.sync()
@@ -611,11 +613,18 @@ func suggestVar(name string, names []string) string {
 	return strings.Replace(s, "mean ", "mean $", 1)
 }
 
+// How '/' after a value reads.
+const (
+	slashPrefix  = iota // addr/len only
+	slashGuess          // in a define: a number is a prefix length, a word a flag mask
+	slashFlagMsk        // a bitmask field: VALUE / MASK
+)
+
 // parseValue parses a value: an atom, a range, a prefix, a set, a variable,
 // a concatenation "a . b", flags or-ed with "|", or (outside sets) a comma
-// list of bitmask values. flags allows "VALUE / MASK" of a bitmask field.
-func (p *parser) parseValue(inSet, flags bool) *rawVal {
-	v := p.parseConcat(inSet, flags)
+// list of bitmask values. slash says how "/" reads (slashPrefix...).
+func (p *parser) parseValue(inSet bool, slash int) *rawVal {
+	v := p.parseConcat(inSet, slash)
 	if v == nil {
 		return nil
 	}
@@ -623,7 +632,7 @@ func (p *parser) parseValue(inSet, flags bool) *rawVal {
 		list := &rawVal{Kind: rvList, Pos: v.Pos, Elems: []*rawVal{v}}
 		for p.tok.Kind == tComma {
 			p.next()
-			e := p.parseConcat(true, false)
+			e := p.parseConcat(true, slashPrefix)
 			if e == nil {
 				return nil
 			}
@@ -635,15 +644,15 @@ func (p *parser) parseValue(inSet, flags bool) *rawVal {
 }
 
 // parseConcat parses "a . b . c", or one element.
-func (p *parser) parseConcat(inSet, flags bool) *rawVal {
-	first := p.parseElem(inSet, flags)
+func (p *parser) parseConcat(inSet bool, slash int) *rawVal {
+	first := p.parseElem(inSet, slash)
 	if first == nil || p.tok.Kind != tDot {
 		return first
 	}
 	cv := &rawVal{Kind: rvConcat, Pos: first.Pos, Elems: []*rawVal{first}}
 	for p.tok.Kind == tDot {
 		p.next()
-		e := p.parseElem(true, false)
+		e := p.parseElem(true, slashPrefix)
 		if e == nil {
 			return nil
 		}
@@ -699,7 +708,7 @@ func (p *parser) parsePrimary() *rawVal {
 
 // parseElem parses one value with its prefix length, range end or flag
 // mask.
-func (p *parser) parseElem(inSet, flags bool) *rawVal {
+func (p *parser) parseElem(inSet bool, slash int) *rawVal {
 	v := p.parsePrimary()
 	if v == nil {
 		return nil
@@ -711,7 +720,7 @@ func (p *parser) parseElem(inSet, flags bool) *rawVal {
 			return nil
 		}
 		p.next()
-		if flags && !inSet && p.tok.Kind == tWord && !isDigit(p.tok.Text[0]) {
+		if !inSet && p.tok.Kind == tWord && (slash == slashFlagMsk || slash == slashGuess && !isDigit(p.tok.Text[0])) {
 			// VALUE / MASK: the mask is a list of flags.
 			mask := p.parsePrimary()
 			if mask == nil {
@@ -769,7 +778,7 @@ func (p *parser) parseSet() *rawVal {
 		if p.tok.Kind == tRBrace {
 			break
 		}
-		e := p.parseValue(true, false)
+		e := p.parseValue(true, slashPrefix)
 		if e == nil {
 			return nil
 		}
@@ -825,8 +834,8 @@ func (p *parser) render(toks []token) string {
 	return b.String()
 }
 
-// matchKeywords are the words a match may start with, for suggestions.
-func matchKeywords() []string {
+// matchKeywordList caches matchKeywords.
+var matchKeywordList = sync.OnceValue(func() []string {
 	out := []string{"limit", "numgen", "mirror"}
 	seen := map[string]bool{}
 	for name := range Fields {
@@ -836,8 +845,12 @@ func matchKeywords() []string {
 			out = append(out, first)
 		}
 	}
+	sort.Strings(out)
 	return out
-}
+})
+
+// matchKeywords are the words a match may start with, for suggestions.
+func matchKeywords() []string { return matchKeywordList() }
 
 // nextWords lists the words that may follow prefix in a field name
 // ("tcp" -> dport, sport, flags, ...).
@@ -886,7 +899,13 @@ func (p *parser) parseFieldName() *Field {
 	if best == 0 {
 		if _, partial := fieldPrefix(name); partial {
 			t := p.peekN(n)
-			p.errorf(t.Pos, "unknown %s field %s%s", name, t.describe(), suggest(t.Text, nextWords(name)))
+			words := nextWords(name)
+			hint := suggest(t.Text, words)
+			if hint == "" {
+				sort.Strings(words)
+				hint = fmt.Sprintf(": %s is followed by %s", name, strings.Join(words, ", "))
+			}
+			p.errorf(t.Pos, "unknown %s field %s%s", name, t.describe(), hint)
 		} else {
 			p.errorf(p.tok.Pos, "unknown keyword %q%s", p.tok.Text, suggest(p.tok.Text, matchKeywords()))
 		}
@@ -943,7 +962,11 @@ func (p *parser) parseMatch() Match {
 		return nil
 	}
 	c.Op = p.parseOp()
-	raw := p.parseValue(false, f.Forms&FormFlags != 0 && len(c.Fields) == 1)
+	slash := slashPrefix
+	if f.Forms&FormFlags != 0 && len(c.Fields) == 1 {
+		slash = slashFlagMsk
+	}
+	raw := p.parseValue(false, slash)
 	if raw == nil {
 		return nil
 	}
@@ -1022,6 +1045,10 @@ func (p *parser) parseBitOps(c *Compare) bool {
 		}
 		a, ok := p.typeMask(f, raw)
 		if !ok {
+			return false
+		}
+		if p.tok.Kind == tDot {
+			p.errorf(p.tok.Pos, "%s with a mask cannot be part of a concatenation", f.Name)
 			return false
 		}
 		if c.Bits == nil {
