@@ -223,6 +223,10 @@ func (p *parser) typeCompare(c *Compare, v *rawVal) bool {
 			}
 			set.Elems = append(set.Elems, ev)
 		}
+		if msg := flagSetListable(f, set); msg != "" {
+			p.errorf(v.Pos, "%s %s: %s", f.Name, valueSource(set), msg)
+			return false
+		}
 		c.Value = set
 		return true
 	case rvPrefix:
@@ -449,6 +453,31 @@ func (p *parser) typeConcat(c *Compare, v *rawVal) bool {
 	}
 	c.Value = set
 	return true
+}
+
+// flagSetListable says why nft cannot list a set of flag values the same
+// way twice, or "". nft sorts such a set by each element's lowest flag;
+// elements that share it keep the order the kernel returns them in, which
+// for 32-bit keys (ct state, ct status) is a hash order that changes with
+// every load.
+func flagSetListable(f *Field, set *Set) string {
+	if !f.Type.bitmask() || f.Len() == 1 {
+		return ""
+	}
+	seen := map[uint64]string{}
+	for _, e := range set.Elems {
+		sv, ok := e.(*Single)
+		if !ok {
+			continue
+		}
+		v := valueUint(f, sv.V.Bytes)
+		low := v & -v
+		if other, dup := seen[low]; dup && other != sv.V.Text {
+			return fmt.Sprintf("%s and %s share their lowest flag: nft lists such elements in an order that changes with every load; match them in separate rules, or with a mask such as %s & (%s) == %s", other, sv.V.Text, f.Name, strings.ReplaceAll(sv.V.Text, ",", "|"), other)
+		}
+		seen[low] = sv.V.Text
+	}
+	return ""
 }
 
 // concatListable says why nft 1.0.6 cannot list a set of a concatenation
