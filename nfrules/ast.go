@@ -169,10 +169,10 @@ type Compare struct {
 // Field returns the field matched (the first part of a concatenation).
 func (c *Compare) Field() *Field { return c.Fields[0] }
 
-// BitOp is the bitwise operation "& MASK", "| BITS" or "^ BITS" (or a chain
-// of them, folded) that a Compare applies to its field: the register value v
-// becomes (v & Mask) ^ Xor, as nft's bitwise expression computes it. Mask
-// and Xor are register bytes, in the field's byte order.
+// BitOp is the bitwise operation "& MASK" or "| BITS" (or a chain of them,
+// folded) that a Compare applies to its field: the register value v becomes
+// (v & Mask) ^ Xor, as nft's bitwise expression computes it. Mask and Xor
+// are register bytes, in the field's byte order.
 type BitOp struct {
 	Pos  Pos
 	Mask []byte

@@ -979,9 +979,9 @@ func (p *parser) parseMatch() Match {
 // bitOpWords are the words nft accepts for &, | and ^.
 var bitOpWords = map[string]byte{"and": '&', "or": '|', "xor": '^'}
 
-// parseBitOps parses "& MASK", "| BITS", "^ BITS" (or "and", "or", "xor")
-// after a field, as many as written, and folds them into c.Bits as nft
-// does: & binds before |, left to right.
+// parseBitOps parses "& MASK" and "| BITS" (or "and", "or") after a field,
+// as many as written, and folds them into c.Bits as nft does: & binds
+// before |, left to right.
 func (p *parser) parseBitOps(c *Compare) bool {
 	f := c.Field()
 	for {
@@ -1000,6 +1000,12 @@ func (p *parser) parseBitOps(c *Compare) bool {
 		}
 		opPos := p.tok.Pos
 		p.next()
+		if op == '^' {
+			// nft folds "x ^ b == v" into "x == v ^ b" and lists that; a
+			// bitwise xor would list differently.
+			p.errorf(opPos, "%s: ^ (xor) is not supported: compare with the value xor-ed instead", f.Name)
+			return false
+		}
 		if len(c.Fields) > 1 || f.Forms&FormMask == 0 {
 			p.formError(opPos, f, "%s cannot be masked", f.Name)
 			return false
@@ -1064,8 +1070,6 @@ func (p *parser) parseBitOps(c *Compare) bool {
 			c.Bits.Mask, c.Bits.Xor = andBytes(c.Bits.Mask, a), andBytes(c.Bits.Xor, a)
 		case '|':
 			c.Bits.Mask, c.Bits.Xor = andBytes(c.Bits.Mask, notBytes(a)), orBytes(c.Bits.Xor, a)
-		case '^':
-			c.Bits.Xor = xorBytes(c.Bits.Xor, a)
 		}
 	}
 }
