@@ -2,7 +2,6 @@ package nfrules
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -401,6 +400,3 @@ func handCases() []oracleCase {
 		c(pre, "meta nfproto { ipv4, ipv6 }"),
 	}
 }
-
-var _ = strconv.Itoa
-var _ = strings.Join
