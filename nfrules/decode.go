@@ -363,10 +363,7 @@ func isDirKey(k expr.CtKey) bool {
 func (d *decoder) protosAt(base expr.PayloadBase) []string {
 	switch base {
 	case expr.PayloadBaseLLHeader:
-		if d.vlan {
-			return []string{"ether", "vlan"}
-		}
-		return []string{"ether", "vlan"}
+		return []string{"ether", "vlan"} // told apart by offset
 	case expr.PayloadBaseNetworkHeader:
 		if d.net != "" {
 			return []string{d.net}
