@@ -1,9 +1,6 @@
 package nfrules
 
-import (
-	"fmt"
-	"net/netip"
-)
+import "fmt"
 
 // Pos is a position in a rules file. Line and Col count from 1; Col counts
 // bytes. The zero Pos means "no position".
@@ -184,23 +181,44 @@ func (o Op) String() string {
 	return fmt.Sprintf("op(%d)", int(o))
 }
 
-// Compare matches a packet field against a value: "tcp dport { 80, 443 }",
-// "ip saddr != 198.18.0.0/15", "meta mark and 0xff00 == 0x100".
+// Compare matches packet fields against a value: "tcp dport { 80, 443 }",
+// "ip saddr != 198.18.0.0/15", "meta mark & 0xff00 == 0x100",
+// "ip saddr . tcp dport { 198.18.0.1 . 80 }".
 type Compare struct {
-	Pos   Pos
-	Field *Field
-	Mask  *Datum // "and MASK" applied before comparing; nil if none
-	Op    Op
+	Pos Pos
+	// Fields holds the field matched, or the parts of a concatenation.
+	Fields []*Field
+	// Bits is the bitwise operation applied to the field before comparing
+	// ("& 0xff00", "| 0x10"); nil if none.
+	Bits *BitOp
+	Op   Op
+	// Value is a *Single, *Range, *Prefix or *Set; a concatenation's is a
+	// *Set of *Concat.
 	Value Value
 }
 
-// Limit is "limit rate [over] N/UNIT [burst M packets]".
+// Field returns the field matched (the first part of a concatenation).
+func (c *Compare) Field() *Field { return c.Fields[0] }
+
+// BitOp is the bitwise operation "& MASK" or "| BITS" (or a chain of them,
+// folded) that a Compare applies to its field: the register value v becomes
+// (v & Mask) ^ Xor, as nft's bitwise expression computes it. Mask and Xor
+// are register bytes, in the field's byte order.
+type BitOp struct {
+	Pos  Pos
+	Mask []byte
+	Xor  []byte
+}
+
+// Limit is "limit rate [over] N/UNIT [burst M packets]" or, counting bytes,
+// "limit rate [over] N [kbytes|mbytes|bytes]/UNIT [burst M bytes]".
 type Limit struct {
 	Pos   Pos
 	Over  bool
-	Rate  uint64
+	Rate  uint64 // packets, or bytes when Bytes is set
 	Unit  LimitUnit
-	Burst uint32 // 0 means nft's default (5 packets)
+	Burst uint32 // 0 means nft's default (5 packets; no burst for bytes)
+	Bytes bool   // the rate counts bytes
 }
 
 // LimitUnit is the time unit of a limit rate.
@@ -241,38 +259,50 @@ func (*Compare) isMatch()        {}
 func (*Limit) isMatch()          {}
 func (*Sample) isMatch()         {}
 
-// Value is the right-hand side of a Compare: *Single, *Range, *Prefix or *Set.
+// Value is the right-hand side of a Compare: *Single, *Range, *Prefix,
+// *Concat or *Set.
 type Value interface {
 	ValuePos() Pos
 	isValue()
 }
 
-// Datum is one typed constant: its bytes exactly as nftables compares them
-// (the field's length, in the field's byte order; an interface name without
-// its trailing NULs when it ends in a "*" wildcard) and the canonical text nft
-// accepts for it ("8080", "198.18.0.1", "ipv6-icmp", "\"eth0\"",
-// "established").
+// Datum is one typed constant: its bytes exactly as the kernel compares them
+// in a register (the field's length and byte order; a sub-byte field's
+// value shifted into place; an interface name NUL-padded) and the canonical
+// text nft accepts for it ("8080", "198.18.0.1", "ipv6-icmp", "\"eth0\"",
+// "established"), for messages. The bytes of an interface index (meta iif,
+// oif) are the interface name until Compile resolves it.
 type Datum struct {
 	Pos   Pos
 	Bytes []byte
 	Text  string
 }
 
-// Single is one value, e.g. 443 or "eth*" or syn,ack (bitmask values are
+// Single is one value, e.g. 443 or "eth0" or syn,ack (bitmask values are
 // or-ed together into one Datum).
 type Single struct{ V Datum }
 
 // Range is an inclusive range "lo-hi".
 type Range struct{ Lo, Hi Datum }
 
-// Prefix is an address prefix "addr/bits" for an IPv4 or IPv6 field.
+// Prefix is a value whose first Len bits must match: an address prefix
+// "addr/len", or an interface name wildcard "eth*" (the name's bytes).
+// V holds the value with the other bits zero.
 type Prefix struct {
-	Pos    Pos
-	Prefix netip.Prefix // masked: host bits are zero
+	Pos Pos
+	V   Datum
+	Len int
+}
+
+// Concat is one element of a set matched by a concatenation: one value,
+// range or prefix per field.
+type Concat struct {
+	Pos   Pos
+	Parts []Value
 }
 
 // Set is an anonymous set "{ a, b-c, d/len }". Its elements are *Single,
-// *Range or *Prefix, never *Set.
+// *Range, *Prefix or *Concat, never *Set.
 type Set struct {
 	Pos   Pos
 	Elems []Value
@@ -281,8 +311,10 @@ type Set struct {
 func (v *Single) ValuePos() Pos { return v.V.Pos }
 func (v *Range) ValuePos() Pos  { return v.Lo.Pos }
 func (v *Prefix) ValuePos() Pos { return v.Pos }
+func (v *Concat) ValuePos() Pos { return v.Pos }
 func (v *Set) ValuePos() Pos    { return v.Pos }
 func (*Single) isValue()        {}
 func (*Range) isValue()         {}
 func (*Prefix) isValue()        {}
+func (*Concat) isValue()        {}
 func (*Set) isValue()           {}

@@ -2,14 +2,10 @@ package nfrules
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/google/nftables/expr"
 )
 
 // maxIfnameLen is the longest interface name Linux accepts (IFNAMSIZ-1).
@@ -47,33 +43,12 @@ func checkIfname(name string, wildcard bool) string {
 	return ""
 }
 
-// encodeUint encodes n at the field's length and byte order.
-func encodeUint(f *Field, n uint64) []byte {
-	b := make([]byte, 8)
-	if f.HostOrder {
-		binary.NativeEndian.PutUint64(b, n)
-		if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 { // little-endian: low bytes first
-			return b[:f.Len]
-		}
-		return b[8-f.Len:]
-	}
-	binary.BigEndian.PutUint64(b, n)
-	return b[8-f.Len:]
-}
-
-// bitsOf returns how many bits a value of f may use.
-func bitsOf(f *Field) int {
-	if f.Type == TypeVlanID {
-		return 12
-	}
-	return int(f.Len) * 8
-}
-
-// atom is one typed literal, with a big-endian key for ordering ranges.
+// atom is one typed literal.
 type atom struct {
-	d   Datum
-	key []byte
-	num uint64
+	d    Datum
+	val  []byte // the value, big-endian (an interface name's bytes)
+	num  uint64 // the value as a number, for values of at most 64 bits
+	wild bool   // an interface name ending in "*": val holds the prefix
 }
 
 // typeAtom types the literal v for field f. It returns a message instead of
@@ -82,229 +57,267 @@ type atom struct {
 func typeAtom(f *Field, v *rawVal) (atom, string) {
 	s := v.Text
 	d := Datum{Pos: v.Pos}
-	switch f.Type {
-	case TypeIfname, TypeIfindex:
-		wild := f.Type == TypeIfname
-		if msg := checkIfname(s, wild); msg != "" {
+	t := f.Type
+	switch t.kind {
+	case kindString, kindIfindex:
+		wild := f.Forms&FormWildcard != 0
+		if f.Type == typeString {
+			if s == "" || len(s) > maxIfnameLen || strings.ContainsAny(s, "\"\x00") {
+				return atom{}, fmt.Sprintf("%s expects a name of 1 to %d bytes, not %q", f.Name, maxIfnameLen, s)
+			}
+		} else if msg := checkIfname(s, wild); msg != "" {
 			return atom{}, msg
 		}
-		d.Text = `"` + s + `"`
-		switch {
-		case f.Type == TypeIfindex:
-			d.Bytes = []byte(s)
-		case strings.HasSuffix(s, "*"):
-			d.Bytes = []byte(strings.TrimSuffix(s, "*"))
-		default:
-			d.Bytes = make([]byte, 16)
-			copy(d.Bytes, s)
+		d.Text = strconv.Quote(s)
+		if t.kind == kindIfindex {
+			d.Bytes = []byte(s) // resolved to an index by Compile
+			return atom{d: d, val: []byte(s)}, ""
 		}
-		return atom{d: d, key: d.Bytes}, ""
+		if base, ok := strings.CutSuffix(s, "*"); ok && wild {
+			d.Bytes = f.encode([]byte(base))
+			return atom{d: d, val: []byte(base), wild: true}, ""
+		}
+		d.Bytes = f.encode([]byte(s))
+		return atom{d: d, val: []byte(s)}, ""
 	}
-	if v.Quoted {
-		return atom{}, fmt.Sprintf("%s expects %s, not the string \"%s\"", f.Name, typeNames[f.Type], s)
+	if s == "" {
+		return atom{}, fmt.Sprintf("%s expects %s, not an empty string", f.Name, t.Desc)
 	}
-	switch f.Type {
-	case TypeIPv4Addr, TypeIPv6Addr:
-		a, err := netip.ParseAddr(s)
-		want4 := f.Type == TypeIPv4Addr
-		if err != nil || a.Zone() != "" {
-			return atom{}, fmt.Sprintf("%s expects %s, not %q", f.Name, typeNames[f.Type], s)
+	val, msg := t.parseValue(s, v.Quoted, f.Bits)
+	if msg != "" {
+		if strings.HasPrefix(msg, "value ") && t == typePort {
+			msg = "port " + strings.TrimPrefix(msg, "value ")
 		}
-		if want4 && !a.Is4() {
-			return atom{}, fmt.Sprintf("%s expects an IPv4 address, not the IPv6 address %s (use ip6 %s)", f.Name, s, strings.TrimPrefix(f.Name, "ip "))
+		if strings.HasPrefix(msg, "expects an IPv") && strings.Contains(msg, "not the IPv") && f.Proto != "" {
+			other := map[string]string{"ip": "ip6", "ip6": "ip"}[f.Proto]
+			if other != "" {
+				msg += fmt.Sprintf(" (use %s %s)", other, strings.TrimPrefix(f.Name, f.Proto+" "))
+			}
 		}
-		if !want4 && !a.Is6() {
-			return atom{}, fmt.Sprintf("%s expects an IPv6 address, not the IPv4 address %s (use ip %s)", f.Name, s, strings.TrimPrefix(f.Name, "ip6 "))
-		}
-		d.Bytes = a.AsSlice()
-		d.Text = a.String()
-		return atom{d: d, key: d.Bytes}, ""
-	case TypeEtherAddr:
-		hw, err := net.ParseMAC(s)
-		if err != nil || len(hw) != 6 {
-			return atom{}, fmt.Sprintf("%s expects an Ethernet address such as 02:00:00:00:00:01, not %q", f.Name, s)
-		}
-		d.Bytes = []byte(hw)
-		d.Text = hw.String()
-		return atom{d: d, key: d.Bytes}, ""
+		return atom{}, f.Name + " " + msg
 	}
-	syms := symbolsOf(f.Type)
-	var n uint64
-	var text string
-	if isDigit(s[0]) {
-		var ok bool
-		n, ok = parseUint(s, bitsOf(f))
-		if _, valid := parseUint(s, 64); !valid {
-			if syms != nil {
-				if sv, found := syms.lookup(strings.ToLower(s)); found {
-					n, ok, text = sv, true, syms.name(sv)
-				}
-			}
-			if text == "" {
-				return atom{}, fmt.Sprintf("%s expects %s, not %q", f.Name, typeNames[f.Type], s)
-			}
-		}
-		if !ok {
-			what := "value"
-			if f.Type == TypePort {
-				what = "port"
-			}
-			return atom{}, fmt.Sprintf("%s %s %s out of range: at most %d", f.Name, what, s, uint64(1)<<bitsOf(f)-1)
-		}
-		if text == "" {
-			text = strings.ToLower(s)
-			if f.Type == TypePort || f.Type == TypeVlanID {
-				text = strconv.FormatUint(n, 10)
-			}
-		}
-	} else {
-		sv, found := syms.lookup(strings.ToLower(s))
-		if syms == nil || !found {
-			hint := ""
-			if syms != nil {
-				hint = suggest(strings.ToLower(s), syms.names())
-			}
-			return atom{}, fmt.Sprintf("%s expects %s, not %q%s", f.Name, typeNames[f.Type], s, hint)
-		}
-		n, text = sv, syms.name(sv)
-		if f.Type == TypePort {
-			text = strconv.FormatUint(n, 10)
-		}
+	d.Bytes = f.encode(val)
+	d.Text = canonicalText(f, val, s)
+	a := atom{d: d, val: val}
+	if len(val) <= 8 {
+		a.num = bytesUint(val)
 	}
-	d.Bytes = encodeUint(f, n)
-	d.Text = text
-	key := make([]byte, 8)
-	binary.BigEndian.PutUint64(key, n)
-	return atom{d: d, key: key, num: n}, ""
+	return a, ""
 }
 
-// isBitmask reports whether a type's implicit match means "any of these bits".
-func isBitmask(t Type) bool { return t == TypeTCPFlags || t == TypeCtState }
-
-// ordered reports whether <, >, ranges and the like make sense for t.
-func ordered(t Type) bool {
-	switch t {
-	case TypeIfname, TypeIfindex, TypeTCPFlags, TypeCtState, TypePkttype:
-		return false
+// canonicalText is the text nft accepts for a value, for messages.
+func canonicalText(f *Field, val []byte, src string) string {
+	switch f.Type.kind {
+	case kindIPv4, kindIPv6, kindEther:
+		return f.Type.format(val, inValue, nil)
 	}
-	return true
+	n := bytesUint(val)
+	if f.Type.numeric || f.Type.kind == kindInteger && f.Type.hex == 0 {
+		return strconv.FormatUint(n, 10)
+	}
+	if name := f.Type.syms.name(n); name != "" {
+		return name
+	}
+	return strings.ToLower(src)
 }
 
-// typeSingle types a single value or a bitmask list into one Datum.
-func (p *parser) typeSingle(f *Field, v *rawVal) (Datum, bool) {
+// orable reports whether values of t may be or-ed together (syn|ack, a,b).
+func orable(t *Datatype) bool {
+	return t.kind == kindBitmask || t.kind == kindInteger
+}
+
+// typeScalar types one value: an atom, or (for flags and integers) values
+// or-ed together with "," or "|".
+func (p *parser) typeScalar(f *Field, v *rawVal) (atom, bool) {
 	switch v.Kind {
 	case rvAtom:
 		a, msg := typeAtom(f, v)
 		if msg != "" {
 			p.errorf(v.Pos, "%s", msg)
-			return Datum{}, false
+			return atom{}, false
 		}
-		return a.d, true
-	case rvList:
-		if !isBitmask(f.Type) && f.Type != TypeMark && f.Type != TypeInteger {
+		return a, true
+	case rvList, rvOr:
+		if !orable(f.Type) {
 			p.errorf(v.Pos, "%s takes one value: write several values as a set { a, b }", f.Name)
-			return Datum{}, false
+			return atom{}, false
 		}
-		var bits uint64
+		var n uint64
 		var texts []string
 		for _, e := range v.Elems {
 			if e.Kind != rvAtom {
 				p.errorf(e.Pos, "%s: a list of flags holds single values only", f.Name)
-				return Datum{}, false
+				return atom{}, false
 			}
 			a, msg := typeAtom(f, e)
 			if msg != "" {
 				p.errorf(e.Pos, "%s", msg)
-				return Datum{}, false
+				return atom{}, false
 			}
-			bits |= a.num
+			n |= a.num
 			texts = append(texts, a.d.Text)
 		}
-		return Datum{Pos: v.Pos, Bytes: encodeUint(f, bits), Text: strings.Join(texts, ",")}, true
+		val := uintBytes(n, f.valueLen())
+		sep := ","
+		if v.Kind == rvOr {
+			sep = "|"
+		}
+		return atom{d: Datum{Pos: v.Pos, Bytes: f.encode(val), Text: strings.Join(texts, sep)}, val: val, num: n}, true
 	}
 	p.errorf(v.Pos, "%s expects a single value here", f.Name)
-	return Datum{}, false
+	return atom{}, false
 }
 
-// typeValue types the right-hand side of a compare.
-func (p *parser) typeValue(f *Field, op Op, v *rawVal) (Value, bool) {
-	relational := op != OpImplicit && op != OpEq && op != OpNeq
+// formError reports that f does not admit a form, saying which it does.
+func (p *parser) formError(pos Pos, f *Field, format string, args ...any) {
+	p.errorf(pos, "%s: %s takes %s", fmt.Sprintf(format, args...), f.Name, f.Forms)
+}
+
+func isEquality(op Op) bool { return op == OpImplicit || op == OpEq || op == OpNeq }
+
+// typeCompare types the right-hand side of c (its fields, bit operation and
+// operator are set) from the raw value v.
+func (p *parser) typeCompare(c *Compare, v *rawVal) bool {
+	if len(c.Fields) > 1 {
+		return p.typeConcat(c, v)
+	}
+	f := c.Field()
+	op := c.Op
+	if c.Bits != nil && v.Kind != rvAtom && v.Kind != rvList && v.Kind != rvOr {
+		p.errorf(v.Pos, "%s: a masked match compares with one value", f.Name)
+		return false
+	}
 	switch v.Kind {
 	case rvSet:
-		if relational {
+		if !isEquality(op) {
 			p.errorf(v.Pos, "%s cannot be used with a set: use ==, != or no operator", op)
-			return nil, false
+			return false
+		}
+		if op == OpNeq && f.Forms&FormNegSet == 0 {
+			p.formError(v.Pos, f, "%s cannot match a negated set", f.Name)
+			return false
 		}
 		set := &Set{Pos: v.Pos}
 		for _, e := range v.Elems {
-			if e.Kind == rvList {
+			var ev Value
+			var ok bool
+			switch e.Kind {
+			case rvList:
 				p.errorf(e.Pos, "a set element must be one value, a range or a prefix")
-				return nil, false
+				return false
+			case rvConcat:
+				p.errorf(e.Pos, "%s is one field: a set element of a . b needs a concatenation such as ip saddr . tcp dport", f.Name)
+				return false
+			case rvMasked:
+				p.errorf(e.Pos, "a set element cannot be value / mask")
+				return false
+			case rvRange:
+				ev, ok = p.typeRange(f, OpImplicit, e.Lo, e.Hi)
+			case rvPrefix:
+				ev, ok = p.typePrefix(f, OpImplicit, e)
+			default:
+				ev, ok = p.typeSingle(f, OpImplicit, e)
 			}
-			if f.Type == TypeIfname && e.Kind == rvAtom && strings.HasSuffix(e.Text, "*") {
-				p.errorf(e.Pos, "interface wildcard %q cannot be a set element: use a separate rule", e.Text)
-				return nil, false
-			}
-			ev, ok := p.typeValue(f, OpImplicit, e)
 			if !ok {
-				return nil, false
+				return false
 			}
 			set.Elems = append(set.Elems, ev)
 		}
-		return set, true
-	case rvList:
-		d, ok := p.typeSingle(f, v)
-		if !ok {
+		if msg := flagSetListable(f, set); msg != "" {
+			p.errorf(v.Pos, "%s %s: %s", f.Name, valueSource(set), msg)
+			return false
+		}
+		c.Value = set
+		return true
+	case rvPrefix:
+		val, ok := p.typePrefix(f, op, v)
+		c.Value = val
+		return ok
+	case rvRange:
+		val, ok := p.typeRange(f, op, v.Lo, v.Hi)
+		c.Value = val
+		return ok
+	case rvMasked:
+		return p.typeFlagMask(c, v)
+	case rvConcat:
+		p.errorf(v.Pos, "%s is one field: a value a . b needs a concatenation such as ip saddr . tcp dport", f.Name)
+		return false
+	}
+	val, ok := p.typeSingle(f, op, v)
+	c.Value = val
+	return ok
+}
+
+// typeSingle types one value, or a range written without spaces ("1024-65535").
+func (p *parser) typeSingle(f *Field, op Op, v *rawVal) (Value, bool) {
+	if v.Kind == rvAtom {
+		a, msg := typeAtom(f, v)
+		if msg != "" {
+			if r, ok := p.tryRange(f, op, v); ok {
+				return r, true
+			}
+			p.errorf(v.Pos, "%s", msg)
 			return nil, false
 		}
-		return &Single{V: d}, true
-	case rvPrefix:
-		return p.typePrefix(f, op, v)
-	case rvRange:
-		return p.typeRange(f, op, v.Lo, v.Hi)
-	}
-	// An atom: a value, or a range written without spaces ("1024-65535").
-	a, msg := typeAtom(f, v)
-	if msg != "" {
-		if f.Type != TypeIfname && f.Type != TypeIfindex && strings.Contains(v.Text, "-") && !v.Quoted {
-			for i := strings.Index(v.Text, "-"); i >= 0; {
-				lo := &rawVal{Kind: rvAtom, Pos: v.Pos, Text: v.Text[:i]}
-				hi := &rawVal{Kind: rvAtom, Pos: Pos{File: v.Pos.File, Line: v.Pos.Line, Col: v.Pos.Col + i + 1}, Text: v.Text[i+1:]}
-				if lo.Text != "" && hi.Text != "" {
-					_, m1 := typeAtom(f, lo)
-					_, m2 := typeAtom(f, hi)
-					if m1 == "" && m2 == "" {
-						return p.typeRange(f, op, lo, hi)
-					}
-				}
-				j := strings.Index(v.Text[i+1:], "-")
-				if j < 0 {
-					break
-				}
-				i += j + 1
+		if a.wild {
+			if !isEquality(op) {
+				p.errorf(v.Pos, "interface wildcard %q only works with == or !=", strings.Trim(a.d.Text, `"`))
+				return nil, false
 			}
+			return &Prefix{Pos: v.Pos, V: a.d, Len: 8 * len(a.val)}, true
 		}
-		p.errorf(v.Pos, "%s", msg)
+		if !isEquality(op) && f.Forms&FormRel == 0 {
+			p.formError(v.Pos, f, "%s cannot be compared with %s", f.Name, op)
+			return nil, false
+		}
+		return &Single{V: a.d}, true
+	}
+	a, ok := p.typeScalar(f, v)
+	if !ok {
 		return nil, false
 	}
-	if relational && !ordered(f.Type) {
-		p.errorf(v.Pos, "%s cannot be compared with %s", f.Name, op)
-		return nil, false
-	}
-	if f.Type == TypeIfname && strings.HasSuffix(v.Text, "*") && op != OpImplicit && op != OpEq && op != OpNeq {
-		p.errorf(v.Pos, "interface wildcard %q only works with == or !=", v.Text)
+	if !isEquality(op) && f.Forms&FormRel == 0 {
+		p.formError(v.Pos, f, "%s cannot be compared with %s", f.Name, op)
 		return nil, false
 	}
 	return &Single{V: a.d}, true
 }
 
+// tryRange reads an atom such as "1024-65535" or "ssh-http" as a range.
+func (p *parser) tryRange(f *Field, op Op, v *rawVal) (Value, bool) {
+	if f.Type.kind == kindString || f.Type.kind == kindIfindex || v.Quoted || !strings.Contains(v.Text, "-") {
+		return nil, false
+	}
+	for i := strings.Index(v.Text, "-"); i >= 0; {
+		lo := &rawVal{Kind: rvAtom, Pos: v.Pos, Text: v.Text[:i]}
+		hi := &rawVal{Kind: rvAtom, Pos: Pos{File: v.Pos.File, Line: v.Pos.Line, Col: v.Pos.Col + i + 1}, Text: v.Text[i+1:]}
+		if lo.Text != "" && hi.Text != "" {
+			_, m1 := typeAtom(f, lo)
+			_, m2 := typeAtom(f, hi)
+			if m1 == "" && m2 == "" {
+				return p.typeRange(f, op, lo, hi)
+			}
+		}
+		j := strings.Index(v.Text[i+1:], "-")
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return nil, false
+}
+
 func (p *parser) typeRange(f *Field, op Op, lo, hi *rawVal) (Value, bool) {
-	if op != OpImplicit && op != OpEq && op != OpNeq {
+	if !isEquality(op) {
 		p.errorf(lo.Pos, "a range cannot be used with %s: use ==, != or no operator", op)
 		return nil, false
 	}
-	if !ordered(f.Type) {
-		p.errorf(lo.Pos, "%s values cannot form a range", f.Name)
+	if f.Forms&FormRange == 0 {
+		p.formError(lo.Pos, f, "%s values cannot form a range", f.Name)
+		return nil, false
+	}
+	if lo.Kind != rvAtom || hi.Kind != rvAtom {
+		p.errorf(lo.Pos, "a range needs a single value on each side of '-'")
 		return nil, false
 	}
 	a, msg := typeAtom(f, lo)
@@ -317,7 +330,7 @@ func (p *parser) typeRange(f *Field, op Op, lo, hi *rawVal) (Value, bool) {
 		p.errorf(hi.Pos, "%s", msg)
 		return nil, false
 	}
-	if bytes.Compare(a.key, b.key) > 0 {
+	if bytes.Compare(a.val, b.val) > 0 {
 		p.errorf(lo.Pos, "range %s-%s is empty: the low end is above the high end", a.d.Text, b.d.Text)
 		return nil, false
 	}
@@ -325,11 +338,11 @@ func (p *parser) typeRange(f *Field, op Op, lo, hi *rawVal) (Value, bool) {
 }
 
 func (p *parser) typePrefix(f *Field, op Op, v *rawVal) (Value, bool) {
-	if f.Type != TypeIPv4Addr && f.Type != TypeIPv6Addr {
-		p.errorf(v.Pos, "%s does not take a prefix: only ip and ip6 addresses do", f.Name)
+	if f.Forms&FormPrefix == 0 {
+		p.formError(v.Pos, f, "%s does not take a prefix: only addresses do", f.Name)
 		return nil, false
 	}
-	if op != OpImplicit && op != OpEq && op != OpNeq {
+	if !isEquality(op) {
 		p.errorf(v.Pos, "a prefix cannot be used with %s: use ==, != or no operator", op)
 		return nil, false
 	}
@@ -338,7 +351,11 @@ func (p *parser) typePrefix(f *Field, op Op, v *rawVal) (Value, bool) {
 		p.errorf(v.Pos, "%s", msg)
 		return nil, false
 	}
-	addr, _ := netip.AddrFromSlice(a.d.Bytes)
+	if v.Bits == "" || !isDigit(v.Bits[0]) {
+		p.errorf(v.Pos, "expected a prefix length after '/', found %q", v.Bits)
+		return nil, false
+	}
+	addr, _ := netip.AddrFromSlice(a.val)
 	maxBits := addr.BitLen()
 	bits, ok := parseUint(v.Bits, 16)
 	if !ok || int(bits) > maxBits || v.Bits[0] == '0' && len(v.Bits) > 1 {
@@ -350,7 +367,150 @@ func (p *parser) typePrefix(f *Field, op Op, v *rawVal) (Value, bool) {
 		p.errorf(v.Pos, "prefix %s/%d has host bits set: did you mean %s?", addr, bits, m)
 		return nil, false
 	}
-	return &Prefix{Pos: v.Pos, Prefix: pfx}, true
+	return &Prefix{Pos: v.Pos, V: a.d, Len: int(bits)}, true
+}
+
+// typeFlagMask types "VALUE / MASK" of a bitmask field: the bits of MASK
+// must equal VALUE, nft's own way of listing "& MASK == VALUE".
+func (p *parser) typeFlagMask(c *Compare, v *rawVal) bool {
+	f := c.Field()
+	if f.Forms&FormFlags == 0 {
+		p.formError(v.Pos, f, "%s does not take VALUE / MASK", f.Name)
+		return false
+	}
+	if c.Bits != nil {
+		p.errorf(v.Pos, "%s: VALUE / MASK cannot follow a mask", f.Name)
+		return false
+	}
+	if c.Op != OpImplicit && c.Op != OpEq && c.Op != OpNeq {
+		p.errorf(v.Pos, "VALUE / MASK cannot be used with %s: use == or !=", c.Op)
+		return false
+	}
+	val, ok := p.typeScalar(f, v.Lo)
+	if !ok {
+		return false
+	}
+	mask, ok := p.typeScalar(f, v.Hi)
+	if !ok {
+		return false
+	}
+	c.Bits = &BitOp{Pos: v.Hi.Pos, Mask: mask.d.Bytes, Xor: make([]byte, len(mask.d.Bytes))}
+	if c.Op == OpImplicit {
+		c.Op = OpEq
+	}
+	c.Value = &Single{V: val.d}
+	return true
+}
+
+// typeConcat types the set matched by a concatenation.
+func (p *parser) typeConcat(c *Compare, v *rawVal) bool {
+	names := make([]string, len(c.Fields))
+	for i, f := range c.Fields {
+		names[i] = f.Name
+	}
+	what := strings.Join(names, " . ")
+	if v.Kind != rvSet {
+		p.errorf(v.Pos, "%s: a concatenation matches a set, such as { v1 . v2, ... }", what)
+		return false
+	}
+	if !isEquality(c.Op) {
+		p.errorf(v.Pos, "%s cannot be used with a set: use ==, != or no operator", c.Op)
+		return false
+	}
+	set := &Set{Pos: v.Pos}
+	for _, e := range v.Elems {
+		if e.Kind != rvConcat || len(e.Elems) != len(c.Fields) {
+			p.errorf(e.Pos, "%s: each element needs %d values joined by \".\"", what, len(c.Fields))
+			return false
+		}
+		cv := &Concat{Pos: e.Pos}
+		for i, part := range e.Elems {
+			f := c.Fields[i]
+			var pv Value
+			var ok bool
+			switch part.Kind {
+			case rvRange:
+				pv, ok = p.typeRange(f, OpImplicit, part.Lo, part.Hi)
+			case rvPrefix:
+				pv, ok = p.typePrefix(f, OpImplicit, part)
+			default:
+				pv, ok = p.typeSingle(f, OpImplicit, part)
+				if _, isPfx := pv.(*Prefix); ok && isPfx {
+					p.errorf(part.Pos, "a wildcard cannot be part of a concatenation")
+					return false
+				}
+			}
+			if !ok {
+				return false
+			}
+			cv.Parts = append(cv.Parts, pv)
+		}
+		set.Elems = append(set.Elems, cv)
+	}
+	if msg := concatListable(c.Fields, set); msg != "" {
+		p.errorf(v.Pos, "%s: %s", what, msg)
+		return false
+	}
+	c.Value = set
+	return true
+}
+
+// flagSetListable says why nft cannot list a set of flag values the same
+// way twice, or "". nft sorts such a set by each element's lowest flag;
+// elements that share it keep the order the kernel returns them in, which
+// for 32-bit keys (ct state, ct status) is a hash order that changes with
+// every load.
+func flagSetListable(f *Field, set *Set) string {
+	if !f.Type.bitmask() || f.Len() == 1 {
+		return ""
+	}
+	seen := map[uint64]string{}
+	for _, e := range set.Elems {
+		sv, ok := e.(*Single)
+		if !ok {
+			continue
+		}
+		v := valueUint(f, sv.V.Bytes)
+		low := v & -v
+		if other, dup := seen[low]; dup && other != sv.V.Text {
+			return fmt.Sprintf("%s and %s share their lowest flag: nft lists such elements in an order that changes with every load; match them in separate rules, or with a mask such as %s & (%s) == %s", other, sv.V.Text, f.Name, strings.ReplaceAll(sv.V.Text, ",", "|"), other)
+		}
+		seen[low] = sv.V.Text
+	}
+	return ""
+}
+
+// concatListable says why nft 1.0.6 cannot list a set of a concatenation
+// back, or "". In a set with ranges or prefixes, nft converts host-order
+// parts (meta mark, ct zone, ...) to big-endian and then records no
+// description of the key's parts; it then lists parts of integer type (ip
+// ttl, ct zone, meta length, ...) as garbage ("ip ttl . meta mark { 0 .
+// 0x05000000 }").
+func concatListable(fields []*Field, set *Set) string {
+	interval := false
+	for _, e := range set.Elems {
+		for _, part := range e.(*Concat).Parts {
+			if _, single := part.(*Single); !single {
+				interval = true
+			}
+		}
+	}
+	if !interval {
+		return ""
+	}
+	var host, integer *Field
+	for _, f := range fields {
+		if f.Order == HostEndian && f.Len() > 1 && host == nil {
+			host = f
+		}
+		if (f.Type == typeInteger || f.Type == typeGateway) && integer == nil {
+			integer = f
+		}
+	}
+	if host != nil && integer != nil {
+		return fmt.Sprintf("with ranges or prefixes, nft 1.0.6 lists %s wrongly when %s is in the same concatenation: use single values, or match %s in a separate set", integer.Name, host.Name, integer.Name)
+	}
+	return ""
 }
 
 // protoState tracks what protocols a rule's matches require, to find
@@ -387,9 +547,6 @@ func (s *protoState) needL4(l4 uint64, why string) string {
 	if s.l3 != "" && s.l3 != "ip" && s.l3 != "ip6" {
 		return s.l3Why
 	}
-	if (l4 == 1 && s.l3 == "ip6") || (l4 == 58 && s.l3 == "ip") {
-		return s.l3Why
-	}
 	if !s.l4Set {
 		s.l4, s.l4Set, s.l4Why = l4, true, why
 	}
@@ -423,6 +580,29 @@ func l3OfEtherType(t uint64) string {
 	return fmt.Sprintf("ethertype 0x%04x", t)
 }
 
+// l3OfNFProto maps a meta nfproto value to what needL3 tracks.
+func l3OfNFProto(v uint64) string {
+	switch v {
+	case 2:
+		return "ip"
+	case 10:
+		return "ip6"
+	}
+	return fmt.Sprintf("family %d", v)
+}
+
+// l4Numbers are the IP protocol numbers of the transport headers.
+var l4Numbers = map[string]uint64{"tcp": 6, "udp": 17, "udplite": 136, "sctp": 132, "icmp": 1, "icmpv6": 58}
+
+// singleValue returns the value of an equality match on one value.
+func singleValue(c *Compare) (uint64, string, bool) {
+	sv, single := c.Value.(*Single)
+	if !single || len(c.Fields) != 1 || c.Bits != nil || (c.Op != OpImplicit && c.Op != OpEq) || c.Field().Type.bitmask() {
+		return 0, "", false
+	}
+	return valueUint(c.Field(), sv.V.Bytes), sv.V.Text, true
+}
+
 // checkRule checks what parsing alone cannot: fields a hook does not have,
 // matches that contradict each other, mirror destinations.
 func (p *parser) checkRule(b *Block, r *Rule) bool {
@@ -437,34 +617,43 @@ func (p *parser) checkRule(b *Block, r *Rule) bool {
 		if !isCmp {
 			continue
 		}
-		f := c.Field
-		if msg := hookForbids(b.Hook, f); msg != "" {
-			fail(c.Pos, "%s", msg)
+		bad := false
+		for _, f := range c.Fields {
+			if msg := hookForbids(b.Hook, f); msg != "" {
+				fail(c.Pos, "%s", msg)
+				bad = true
+				break
+			}
+		}
+		if bad {
 			continue
 		}
-		why := f.Name
-		conflict := ""
-		switch f.Proto {
-		case "ip", "ip6":
-			conflict = ps.needL3(f.Proto, why)
-		case "tcp":
-			conflict = ps.needL4(6, why)
-		case "udp":
-			conflict = ps.needL4(17, why)
-		case "icmp":
-			if conflict = ps.needL3("ip", why); conflict == "" {
-				conflict = ps.needL4(1, why)
+		conflict, why := "", ""
+		for _, f := range c.Fields {
+			why = f.Name
+			switch f.Proto {
+			case "ip", "ip6", "arp":
+				conflict = ps.needL3(f.Proto, why)
+			case "tcp", "udp", "udplite", "sctp":
+				conflict = ps.needL4(l4Numbers[f.Proto], why)
+			case "icmp":
+				if conflict = ps.needL3("ip", why); conflict == "" {
+					conflict = ps.needL4(1, why)
+				}
+			case "icmpv6":
+				if conflict = ps.needL3("ip6", why); conflict == "" {
+					conflict = ps.needL4(58, why)
+				}
+			case "vlan":
+				conflict = ps.needEther(0x8100, why)
 			}
-		case "icmpv6":
-			if conflict = ps.needL3("ip6", why); conflict == "" {
-				conflict = ps.needL4(58, why)
+			if conflict != "" {
+				break
 			}
-		case "vlan":
-			conflict = ps.needEther(0x8100, why)
 		}
-		if sv, single := c.Value.(*Single); conflict == "" && single && c.Mask == nil && (c.Op == OpImplicit || c.Op == OpEq) {
-			n := beUint(f, sv.V.Bytes)
-			why = f.Name + " " + sv.V.Text
+		if n, text, single := singleValue(c); conflict == "" && single {
+			f := c.Field()
+			why = f.Name + " " + text
 			switch f.Name {
 			case "ether type":
 				if conflict = ps.needEther(n, why); conflict == "" {
@@ -476,6 +665,8 @@ func (p *parser) checkRule(b *Block, r *Rule) bool {
 				if l3 := l3OfEtherType(n); l3 != "" {
 					conflict = ps.needL3(l3, why)
 				}
+			case "meta nfproto":
+				conflict = ps.needL3(l3OfNFProto(n), why)
 			case "meta l4proto", "ip protocol", "ip6 nexthdr":
 				conflict = ps.needL4(n, why)
 			}
@@ -485,9 +676,9 @@ func (p *parser) checkRule(b *Block, r *Rule) bool {
 		}
 	}
 	for _, m := range r.Matches {
-		if c, isCmp := m.(*Compare); isCmp {
+		if c, isCmp := m.(*Compare); isCmp && len(c.Fields) == 1 {
 			if conflict := ps.excludes(c); conflict != "" {
-				fail(c.Pos, "conflicting protocols: %s %s %s cannot match together with %s in one rule", c.Field.Name, c.Op, valueSource(c.Value), conflict)
+				fail(c.Pos, "conflicting protocols: %s %s %s cannot match together with %s in one rule", c.Field().Name, c.Op, valueSource(c.Value), conflict)
 			}
 		}
 	}
@@ -508,8 +699,8 @@ func (p *parser) checkRule(b *Block, r *Rule) bool {
 // "meta l4proto != tcp" with "tcp dport", "meta l4proto { udp, icmp }" with
 // "tcp dport". It returns the match c contradicts, or "".
 func (s *protoState) excludes(c *Compare) string {
-	f := c.Field
-	if c.Mask != nil || (c.Op != OpImplicit && c.Op != OpEq && c.Op != OpNeq) {
+	f := c.Field()
+	if c.Bits != nil || !isEquality(c.Op) {
 		return ""
 	}
 	if _, single := c.Value.(*Single); single && c.Op != OpNeq {
@@ -529,6 +720,11 @@ func (s *protoState) excludes(c *Compare) string {
 			return ""
 		}
 		holds, why = func(v uint64) bool { return l3OfEtherType(v) == s.l3 }, s.l3Why
+	case "meta nfproto":
+		if s.l3 == "" {
+			return ""
+		}
+		holds, why = func(v uint64) bool { return l3OfNFProto(v) == s.l3 }, s.l3Why
 	case "meta l4proto", "ip protocol", "ip6 nexthdr":
 		if !s.l4Set {
 			return ""
@@ -537,7 +733,7 @@ func (s *protoState) excludes(c *Compare) string {
 	default:
 		return ""
 	}
-	if why == c.Field.Name+" "+valueSource(c.Value) {
+	if why == f.Name+" "+valueSource(c.Value) {
 		return ""
 	}
 	in := valueHolds(f, c.Value, holds)
@@ -551,9 +747,9 @@ func (s *protoState) excludes(c *Compare) string {
 func valueHolds(f *Field, v Value, holds func(uint64) bool) bool {
 	switch v := v.(type) {
 	case *Single:
-		return holds(beUint(f, v.V.Bytes))
+		return holds(valueUint(f, v.V.Bytes))
 	case *Range:
-		for n := beUint(f, v.Lo.Bytes); n <= beUint(f, v.Hi.Bytes); n++ {
+		for n := valueUint(f, v.Lo.Bytes); n <= valueUint(f, v.Hi.Bytes); n++ {
 			if holds(n) {
 				return true
 			}
@@ -571,7 +767,7 @@ func valueHolds(f *Field, v Value, holds func(uint64) bool) bool {
 	return false
 }
 
-// valueSource renders a typed value as nft text, for messages and listings.
+// valueSource renders a typed value as nft text, for messages.
 func valueSource(v Value) string {
 	switch v := v.(type) {
 	case *Single:
@@ -579,7 +775,16 @@ func valueSource(v Value) string {
 	case *Range:
 		return v.Lo.Text + "-" + v.Hi.Text
 	case *Prefix:
-		return v.Prefix.String()
+		if strings.HasPrefix(v.V.Text, `"`) {
+			return v.V.Text
+		}
+		return fmt.Sprintf("%s/%d", v.V.Text, v.Len)
+	case *Concat:
+		parts := make([]string, len(v.Parts))
+		for i, e := range v.Parts {
+			parts[i] = valueSource(e)
+		}
+		return strings.Join(parts, " . ")
 	case *Set:
 		parts := make([]string, len(v.Elems))
 		for i, e := range v.Elems {
@@ -590,35 +795,32 @@ func valueSource(v Value) string {
 	return ""
 }
 
-// beUint decodes a Datum's bytes as the number they encode for f.
-func beUint(f *Field, b []byte) uint64 {
-	var n uint64
-	if f.HostOrder {
-		full := make([]byte, 8)
-		if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
-			copy(full, b)
-		} else {
-			copy(full[8-len(b):], b)
-		}
-		return binary.NativeEndian.Uint64(full)
-	}
-	for _, c := range b {
-		n = n<<8 | uint64(c)
-	}
-	return n
+// valueUint decodes register bytes of f as the number they hold.
+func valueUint(f *Field, reg []byte) uint64 {
+	return bytesUint(f.decodeReg(reg))
 }
 
 // hookForbids says why field f is not available at hook h, or "".
 func hookForbids(h Hook, f *Field) string {
+	if f.Hooks.Has(h) {
+		return ""
+	}
+	var at []string
+	for _, o := range f.Hooks.Hooks() {
+		at = append(at, o.String())
+	}
+	where := "; it is available at " + strings.Join(at, ", ")
 	switch {
 	case f.Kind == KindCt && h.Family() == FamilyNetdev:
 		return fmt.Sprintf("%s is not available in a netdev %s block: connection tracking runs later", f.Name, h)
-	case (f.Meta == expr.MetaKeyOIF || f.Meta == expr.MetaKeyOIFNAME) && f.Kind == KindMeta && (h == HookPrerouting || h == HookInput || h == HookIngress):
-		return fmt.Sprintf("%s is not available at %s: the output interface is not known yet", f.Name, h)
-	case (f.Meta == expr.MetaKeyIIF || f.Meta == expr.MetaKeyIIFNAME) && f.Kind == KindMeta && h == HookOutput:
-		return fmt.Sprintf("%s is not available at output: locally generated packets have no input interface", f.Name)
-	case (f.Proto == "ether" || f.Proto == "vlan") && (h == HookOutput || h == HookPostrouting):
-		return fmt.Sprintf("%s is not available at %s: the Ethernet header is not built yet", f.Name, h)
+	case f.Proto == "arp":
+		return fmt.Sprintf("%s is not available at %s: the inet family sees only IPv4 and IPv6, ARP is seen in ingress and egress blocks", f.Name, h)
+	case f.Proto == "ether" || f.Proto == "vlan":
+		return fmt.Sprintf("%s is not available at %s: the Ethernet header is not built yet%s", f.Name, h, where)
+	case f.Kind == KindMeta && h == HookOutput && f.Hooks == inHooks:
+		return fmt.Sprintf("%s is not available at output: locally generated packets have no input interface%s", f.Name, where)
+	case f.Kind == KindMeta && f.Hooks == outHooks:
+		return fmt.Sprintf("%s is not available at %s: the output interface is not known yet%s", f.Name, h, where)
 	}
-	return ""
+	return fmt.Sprintf("%s is not available at %s%s", f.Name, h, where)
 }

@@ -18,7 +18,15 @@
 //     channels that userspace must serve.
 //   - Plan.Install installs the plan atomically in one netlink batch, in
 //     tables that nfmirror owns and nothing else; Plan.NFT prints it in
-//     nft's own syntax.
+//     nft's own syntax, decoded from the compiled expressions the way "nft
+//     list" prints what the kernel holds.
+//
+// Every field a rule can match is one row of the table in fields.go (Fields,
+// FieldList): where the field lives, its Datatype (byte order, symbolic
+// names, nft's print format), the forms of match it takes and the hooks that
+// have it. The parser, the type checks, the encoding of values and set
+// elements, the compiler and the decoder all read that table, and compile
+// to what nft 1.0.6 compiles from the same text.
 //
 // Nothing in the parser or compiler needs root or touches the kernel.
 package nfrules

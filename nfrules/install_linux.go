@@ -1,11 +1,15 @@
 package nfrules
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
+	"unsafe"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 func nftFamily(f Family) nftables.TableFamily {
@@ -68,10 +72,13 @@ func (p *Plan) Install(c *nftables.Conn) error {
 				sets := make([]*nftables.Set, len(kr.sets))
 				for i, as := range kr.sets {
 					s := &nftables.Set{
-						Table: t, Anonymous: true, Constant: true, Interval: as.interval,
+						Table: t, Anonymous: true, Constant: true, Interval: as.interval, Concatenation: as.concat && as.interval,
 						KeyType: as.keyType, Size: uint32(len(as.elems)),
 					}
 					if err := c.AddSet(s, as.elems); err != nil {
+						return fmt.Errorf("add set for rule %d: %w", kr.id, err)
+					}
+					if err := setUserdata(c, s, as.userdata(), as.desc()); err != nil {
 						return fmt.Errorf("add set for rule %d: %w", kr.id, err)
 					}
 					sets[i] = s
@@ -139,4 +146,78 @@ func CheckTableFree(c *nftables.Conn, tableName string) error {
 		fam = "netdev"
 	}
 	return fmt.Errorf("table %s %s %w: give nfmirror its own -table", fam, tableName, ErrTableInUse)
+}
+
+// errSetUserdata is returned when the set message whose userdata nfmirror
+// writes cannot be found in the connection's batch.
+var errSetUserdata = errors.New("write set userdata: set message not found (google/nftables changed?)")
+
+// setUserdata replaces the userdata of the set s, just queued on c by
+// AddSet, with ud, and its description with desc: the bytes nft writes (see
+// setudata.go). google/nftables
+// writes a fixed userdata, key byte order big-endian for every anonymous
+// set, which lists host-order sets byte-swapped ("iifname { "", "" }",
+// "meta mark { 0x01000000 }") and lacks what nft needs to list a
+// concatenation. It has no option for it, so the queued message (found by
+// the set's transaction ID) is rebuilt with nft's userdata; when it cannot
+// be found the install fails rather than listing wrongly. The kernel
+// stores the userdata without reading it. The description is rewritten
+// because google/nftables takes the length of a concatenation's parts from
+// their data types, which is wrong for integers (ip ttl is one byte).
+func setUserdata(c *nftables.Conn, s *nftables.Set, ud, desc []byte) error {
+	field := reflect.ValueOf(c).Elem().FieldByName("messages")
+	if !field.IsValid() || field.Kind() != reflect.Slice {
+		return errSetUserdata
+	}
+	msgs := reflect.NewAt(field.Type(), unsafe.Pointer(field.UnsafeAddr())).Elem()
+	newSet := uint64(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWSET)
+	for i := msgs.Len() - 1; i >= 0; i-- {
+		m := msgs.Index(i)
+		hdr, data := m.FieldByName("Header"), m.FieldByName("Data")
+		if !hdr.IsValid() || !data.IsValid() || data.Kind() != reflect.Slice || !data.CanSet() {
+			return errSetUserdata
+		}
+		if t := hdr.FieldByName("Type"); !t.IsValid() || t.Uint() != newSet {
+			continue
+		}
+		if b, ok := replaceSetUserdata(data.Bytes(), s.ID, ud, desc); ok {
+			data.SetBytes(b)
+			return nil
+		}
+	}
+	return errSetUserdata
+}
+
+// replaceSetUserdata returns a NEWSET message body (nfgenmsg and
+// attributes) with its NFTA_SET_USERDATA attribute set to ud and its
+// NFTA_SET_DESC to desc (a nested attribute's payload), if the message is
+// for the set with transaction ID id.
+func replaceSetUserdata(b []byte, id uint32, ud, desc []byte) ([]byte, bool) {
+	if len(b) < 4 {
+		return nil, false
+	}
+	out := append([]byte(nil), b[:4]...)
+	found := false
+	for off := 4; off+4 <= len(b); {
+		l := int(binary.NativeEndian.Uint16(b[off:]))
+		typ := binary.NativeEndian.Uint16(b[off+2:]) & 0x3fff // NLA_TYPE_MASK
+		if l < 4 || off+l > len(b) {
+			return nil, false
+		}
+		next := min(len(b), off+(l+3)&^3)
+		switch typ {
+		case unix.NFTA_SET_ID:
+			found = l == 8 && binary.BigEndian.Uint32(b[off+4:]) == id
+			out = append(out, b[off:next]...)
+		case unix.NFTA_SET_USERDATA, unix.NFTA_SET_DESC:
+		default:
+			out = append(out, b[off:next]...)
+		}
+		off = next
+	}
+	if !found {
+		return nil, false
+	}
+	out = appendNLA(out, unix.NLA_F_NESTED|unix.NFTA_SET_DESC, desc)
+	return appendNLA(out, unix.NFTA_SET_USERDATA, ud), true
 }

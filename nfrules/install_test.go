@@ -2,6 +2,8 @@ package nfrules
 
 import (
 	"encoding/binary"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,18 +68,22 @@ func (o *oracleNS) compile(t *testing.T, rs *Ruleset) *Plan {
 	return p
 }
 
-// TestInstallFiles installs every good test file (the example among them):
-// each source rule shows up with its comment, lossless rules as the xt
-// NFQUEUE target, and files without lossless rules list exactly like nft's
-// own load of Plan.NFT().
+// TestInstallFiles installs every rules file of testdata (the example
+// among them): what "nfmirror check" prints (Plan.NFT) must be what the
+// kernel lists back, rule for rule and chain for chain; the golden file of
+// each good file too; every source rule shows up with its comment, lossless
+// rules as the xt NFQUEUE target; and files without lossless rules list
+// exactly like nft's own load of Plan.NFT().
 func TestInstallFiles(t *testing.T) {
 	o := newOracleNS(t)
 	files, _ := filepath.Glob("testdata/good/*.nft")
-	if len(files) == 0 {
-		t.Fatal("no test files")
+	top, _ := filepath.Glob("testdata/*.nft")
+	files = append(files, top...)
+	if len(files) < 4 {
+		t.Fatalf("found %d test files", len(files))
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
+		t.Run(f, func(t *testing.T) {
 			rs, err := ParseFile(f)
 			if err != nil {
 				t.Fatalf("ParseFile: %s", Describe(err))
@@ -91,7 +97,21 @@ func TestInstallFiles(t *testing.T) {
 			if err := p.Install(o.conn); err != nil {
 				t.Fatalf("Install: %v\n%s", err, p.NFT())
 			}
-			ours := zeroCounters(ownerFlag.ReplaceAllString(o.list(t, "nfmirror"), "\n"))
+			listing := o.list(t, "nfmirror")
+			ours := zeroCounters(ownerFlag.ReplaceAllString(listing, "\n"))
+			if got, want := listingText(p.NFT()), listingText(listing); got != want {
+				t.Errorf("check prints what the kernel does not hold\ncheck:\n%s\nkernel:\n%s", got, want)
+			}
+			if strings.HasPrefix(f, "testdata/good/") {
+				golden := filepath.Join("testdata", "golden", strings.TrimSuffix(filepath.Base(f), ".nft")+".golden")
+				g, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := listingText(string(g)), listingText(listing); got != want {
+					t.Errorf("%s is not what the kernel holds\ngolden:\n%s\nkernel:\n%s", golden, got, want)
+				}
+			}
 			lossless := 0
 			for _, r := range p.Rules {
 				if !strings.Contains(ours, `comment "`+ruleComment(r.ID)+`"`) {
@@ -118,9 +138,7 @@ func TestInstallFiles(t *testing.T) {
 				t.Fatalf("nft -f of NFT(): %v: %s", err, errOut)
 			}
 			theirs := zeroCounters(o.list(t, "nfmirror"))
-			for _, fam := range []string{"inet", "netdev"} {
-				o.Run("", "nft", "delete", "table", fam, "nfmirror")
-			}
+			o.dropTables("nfmirror")
 			if ours != theirs {
 				t.Errorf("listings differ\nnfmirror installed:\n%s\nnft -f installed:\n%s", ours, theirs)
 			}
@@ -275,10 +293,10 @@ func TestLosslessFailOpen(t *testing.T) {
 	}
 }
 
-// TestHostOrderSetsMatch: sets of interface names and marks list wrongly in
-// nft 1.0.6 (see oracleCases) but the kernel matches them: three pings with
-// mark 7 out through lo are counted by both rules, and none by the rule for
-// other values.
+// TestHostOrderSetsMatch: sets of interface names and marks (host-order
+// keys) match in the kernel and list as written: three pings with mark 7
+// out through lo are counted by both rules, and none by the rule for other
+// values.
 func TestHostOrderSetsMatch(t *testing.T) {
 	o := newOracleNS(t)
 	o.MustRun(t, "ip", "addr", "add", "198.18.0.1/24", "dev", "eth0")
@@ -298,5 +316,53 @@ func TestHostOrderSetsMatch(t *testing.T) {
 	}
 	if got[0].Packets != 3 || got[1].Packets != 3 || got[2].Packets != 0 {
 		t.Errorf("counters %v, want 3, 3 and 0 packets", got)
+	}
+	listing := o.list(t, "nfmirror")
+	for _, want := range []string{
+		"meta mark { 0x00000001, 0x00000007 } icmp type echo-request counter",
+		`oifname { "lo", "eth1" } icmp type echo-request counter`,
+		`meta mark { 0x00000002, 0x00000003 } oifname { "eth0", "eth1" } counter`,
+	} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("listing lacks %q:\n%s", want, listing)
+		}
+	}
+}
+
+// TestIssue9Examples installs the rules of issue 9's table, which nfmirror
+// once installed with set elements in the wrong byte order, and checks what
+// the kernel lists: nft's own listing of the same text.
+func TestIssue9Examples(t *testing.T) {
+	o := newOracleNS(t)
+	tests := []struct{ hook, rule, want string }{
+		{"forward", `oifname { "eth0", "wg0" }`, `oifname { "wg0", "eth0" }`},
+		{"forward", `iifname != { "lo", "docker0" }`, `iifname != { "lo", "docker0" }`},
+		{"input", `iif { "eth0", "lo" }`, `iif { "lo", "eth0" }`},
+		{"input", `meta mark { 0x1, 0x2 }`, `meta mark { 0x00000001, 0x00000002 }`},
+		{"input", `ct mark { 0x1, 0x2 }`, `ct mark { 0x00000001, 0x00000002 }`},
+		{"input", `iifname { "eth*", "wg0" }`, `iifname { "eth*", "wg0" }`},
+		{"input", `ip saddr { 10.0.0.0/24, 10.0.1.0/24 }`, `ip saddr { 10.0.0.0/23 }`},
+		{"input", `ip saddr . tcp dport { 198.18.1.2 . 80 }`, `ip saddr . tcp dport { 198.18.1.2 . 80 }`},
+		{"input", `tcp flags & (syn|ack) == syn`, `tcp flags syn / syn,ack`},
+		{"input", `limit rate 10 mbytes/second`, `limit rate 10 mbytes/second`},
+	}
+	var src strings.Builder
+	for _, tt := range tests {
+		fmt.Fprintf(&src, "%s {\n\t%s mirror to span0\n}\n", tt.hook, tt.rule)
+	}
+	p := o.compile(t, mustParse(t, src.String()))
+	if err := p.Install(o.conn); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	listing := o.list(t, "nfmirror")
+	check := p.NFT()
+	for i, tt := range tests {
+		want := fmt.Sprintf("%s counter packets 0 bytes 0 log prefix \"nfm:%d\"", tt.want, i)
+		if !strings.Contains(zeroCounters(listing), want) {
+			t.Errorf("%s: kernel listing lacks %q:\n%s", tt.rule, want, listing)
+		}
+		if want := fmt.Sprintf("%s counter log prefix \"nfm:%d\"", tt.want, i); !strings.Contains(check, want) {
+			t.Errorf("%s: check lacks %q:\n%s", tt.rule, want, check)
+		}
 	}
 }

@@ -27,10 +27,12 @@ const (
 	tPipe            // |
 	tLParen          // (
 	tRParen          // )
+	tDot             // . standing alone: joins a concatenation
+	tCaret           // ^
 	tBad             // a character no token starts with
 )
 
-var tokNames = [...]string{"end of file", "end of line", "word", "string", "variable", "'{'", "'}'", "','", "';'", "'/'", "'-'", "'='", "operator", "'&'", "'|'", "'('", "')'", "bad character"}
+var tokNames = [...]string{"end of file", "end of line", "word", "string", "variable", "'{'", "'}'", "','", "';'", "'/'", "'-'", "'='", "operator", "'&'", "'|'", "'('", "')'", "'.'", "'^'", "bad character"}
 
 func (k tokKind) String() string {
 	if int(k) < len(tokNames) {
@@ -211,6 +213,10 @@ func (l *lexer) next() token {
 		return one(tLParen)
 	case c == ')':
 		return one(tRParen)
+	case c == '.':
+		return one(tDot)
+	case c == '^':
+		return one(tCaret)
 	case c == '=' || c == '!' || c == '<' || c == '>':
 		if l.off+1 < len(l.src) && l.src[l.off+1] == '=' {
 			t.Kind, t.Text = tOp, string(l.src[start:start+2])

@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -121,6 +123,9 @@ const (
 	rvPrefix                // addr/len
 	rvSet                   // { ... }
 	rvList                  // a,b,c (bitmask values)
+	rvOr                    // a|b|c (bitmask values)
+	rvConcat                // a . b . c (Elems)
+	rvMasked                // value / mask of a bitmask field (Lo, Hi)
 )
 
 // rawVal is a value as written, before typing.
@@ -158,7 +163,7 @@ type parser struct {
 	lines []string
 	lx    *lexer
 	tok   token
-	peekd *token
+	peekd []token  // tokens read ahead of tok
 	rec   *[]token // tokens consumed while recording a rule or a define
 }
 
@@ -271,20 +276,22 @@ func (p *parser) next() {
 	if p.rec != nil && p.tok.Kind != tEOF {
 		*p.rec = append(*p.rec, p.tok)
 	}
-	if p.peekd != nil {
-		p.tok, p.peekd = *p.peekd, nil
+	if len(p.peekd) > 0 {
+		p.tok, p.peekd = p.peekd[0], p.peekd[1:]
 		return
 	}
 	p.tok = p.lx.next()
 }
 
-// peek returns the token after the current one.
-func (p *parser) peek() token {
-	if p.peekd == nil {
-		t := p.lx.next()
-		p.peekd = &t
+// peekN returns the n-th token after the current one (n >= 1).
+func (p *parser) peekN(n int) token {
+	for len(p.peekd) < n {
+		if k := len(p.peekd); k > 0 && p.peekd[k-1].Kind == tEOF {
+			return p.peekd[k-1]
+		}
+		p.peekd = append(p.peekd, p.lx.next())
 	}
-	return *p.peekd
+	return p.peekd[n-1]
 }
 
 func (p *parser) isWord(s string) bool { return p.tok.Kind == tWord && p.tok.Text == s }
@@ -396,7 +403,7 @@ func (p *parser) parseDefine() {
 	p.next()
 	var toks []token
 	p.rec = &toks
-	v := p.parseValue(false)
+	v := p.parseValue(false, slashGuess)
 	p.rec = nil
 	if v == nil {
 		p.sync()
@@ -606,13 +613,64 @@ func suggestVar(name string, names []string) string {
 	return strings.Replace(s, "mean ", "mean $", 1)
 }
 
+// How '/' after a value reads.
+const (
+	slashPrefix  = iota // addr/len only
+	slashGuess          // in a define: a number is a prefix length, a word a flag mask
+	slashFlagMsk        // a bitmask field: VALUE / MASK
+)
+
 // parseValue parses a value: an atom, a range, a prefix, a set, a variable,
-// or (outside sets) a comma list of bitmask values.
-func (p *parser) parseValue(inSet bool) *rawVal {
+// a concatenation "a . b", flags or-ed with "|", or (outside sets) a comma
+// list of bitmask values. slash says how "/" reads (slashPrefix...).
+func (p *parser) parseValue(inSet bool, slash int) *rawVal {
+	v := p.parseConcat(inSet, slash)
+	if v == nil {
+		return nil
+	}
+	if !inSet && p.tok.Kind == tComma {
+		list := &rawVal{Kind: rvList, Pos: v.Pos, Elems: []*rawVal{v}}
+		for p.tok.Kind == tComma {
+			p.next()
+			e := p.parseConcat(true, slashPrefix)
+			if e == nil {
+				return nil
+			}
+			list.Elems = append(list.Elems, e)
+		}
+		v = list
+	}
+	return v
+}
+
+// parseConcat parses "a . b . c", or one element.
+func (p *parser) parseConcat(inSet bool, slash int) *rawVal {
+	first := p.parseElem(inSet, slash)
+	if first == nil || p.tok.Kind != tDot {
+		return first
+	}
+	cv := &rawVal{Kind: rvConcat, Pos: first.Pos, Elems: []*rawVal{first}}
+	for p.tok.Kind == tDot {
+		p.next()
+		e := p.parseElem(true, slashPrefix)
+		if e == nil {
+			return nil
+		}
+		if e.Kind == rvSet || e.Kind == rvConcat || first.Kind == rvSet {
+			p.errorf(e.Pos, "a concatenation joins single values, ranges or prefixes")
+			return nil
+		}
+		cv.Elems = append(cv.Elems, e)
+	}
+	return cv
+}
+
+// parsePrimary parses a set, a variable, a string, or words joined by "|".
+func (p *parser) parsePrimary() *rawVal {
 	var v *rawVal
 	switch p.tok.Kind {
 	case tLBrace:
-		v = p.parseSet()
+		return p.parseSet()
 	case tVar:
 		v = p.expandVar()
 	case tString:
@@ -625,16 +683,67 @@ func (p *parser) parseValue(inSet bool) *rawVal {
 		p.errorf(p.tok.Pos, "expected a value, found %s", p.tok.describe())
 		return nil
 	}
+	if v == nil || p.tok.Kind != tPipe {
+		return v
+	}
+	or := &rawVal{Kind: rvOr, Pos: v.Pos, Elems: []*rawVal{v}}
+	for p.tok.Kind == tPipe {
+		p.next()
+		if p.tok.Kind != tWord && p.tok.Kind != tVar {
+			p.errorf(p.tok.Pos, "expected a value after '|', found %s", p.tok.describe())
+			return nil
+		}
+		e := p.parsePrimary()
+		if e == nil {
+			return nil
+		}
+		if e.Kind == rvOr {
+			or.Elems = append(or.Elems, e.Elems...)
+		} else {
+			or.Elems = append(or.Elems, e)
+		}
+	}
+	return or
+}
+
+// parseElem parses one value with its prefix length, range end or flag
+// mask.
+func (p *parser) parseElem(inSet bool, slash int) *rawVal {
+	v := p.parsePrimary()
 	if v == nil {
 		return nil
 	}
 	switch p.tok.Kind {
 	case tSlash:
-		if v.Kind != rvAtom {
+		if v.Kind != rvAtom && v.Kind != rvOr {
 			p.errorf(p.tok.Pos, "only an address can have a prefix length")
 			return nil
 		}
 		p.next()
+		if !inSet && p.tok.Kind == tWord && (slash == slashFlagMsk || slash == slashGuess && !isDigit(p.tok.Text[0])) {
+			// VALUE / MASK: the mask is a list of flags.
+			mask := p.parsePrimary()
+			if mask == nil {
+				return nil
+			}
+			if p.tok.Kind == tComma {
+				list := &rawVal{Kind: rvList, Pos: mask.Pos, Elems: []*rawVal{mask}}
+				for p.tok.Kind == tComma {
+					p.next()
+					e := p.parsePrimary()
+					if e == nil {
+						return nil
+					}
+					list.Elems = append(list.Elems, e)
+				}
+				mask = list
+			}
+			return &rawVal{Kind: rvMasked, Pos: v.Pos, Lo: v, Hi: mask}
+		}
+		if v.Kind != rvAtom {
+			p.errorf(v.Pos, "only an address can have a prefix length")
+			return nil
+		}
 		if p.tok.Kind != tWord || !isDigit(p.tok.Text[0]) {
 			p.errorf(p.tok.Pos, "expected a prefix length after '/', found %s", p.tok.describe())
 			return nil
@@ -647,27 +756,15 @@ func (p *parser) parseValue(inSet bool) *rawVal {
 			return nil
 		}
 		p.next()
-		hi := p.parseValue(true)
+		hi := p.parsePrimary()
 		if hi == nil {
 			return nil
 		}
-		if hi.Kind != rvAtom {
+		if hi.Kind != rvAtom || p.tok.Kind == tSlash {
 			p.errorf(hi.Pos, "a range needs a single value on each side of '-'")
 			return nil
 		}
 		v = &rawVal{Kind: rvRange, Pos: v.Pos, Lo: v, Hi: hi}
-	}
-	if !inSet && p.tok.Kind == tComma {
-		list := &rawVal{Kind: rvList, Pos: v.Pos, Elems: []*rawVal{v}}
-		for p.tok.Kind == tComma {
-			p.next()
-			e := p.parseValue(true)
-			if e == nil {
-				return nil
-			}
-			list.Elems = append(list.Elems, e)
-		}
-		v = list
 	}
 	return v
 }
@@ -681,7 +778,7 @@ func (p *parser) parseSet() *rawVal {
 		if p.tok.Kind == tRBrace {
 			break
 		}
-		e := p.parseValue(true)
+		e := p.parseValue(true, slashPrefix)
 		if e == nil {
 			return nil
 		}
@@ -737,25 +834,261 @@ func (p *parser) render(toks []token) string {
 	return b.String()
 }
 
-// matchKeywords are the words a match may start with, for suggestions.
-func matchKeywords() []string {
+// matchKeywordList caches matchKeywords.
+var matchKeywordList = sync.OnceValue(func() []string {
 	out := []string{"limit", "numgen", "mirror"}
+	seen := map[string]bool{}
 	for name := range Fields {
-		out = append(out, name)
+		first, _, _ := strings.Cut(name, " ")
+		if !seen[first] {
+			seen[first] = true
+			out = append(out, first)
+		}
+	}
+	sort.Strings(out)
+	return out
+})
+
+// matchKeywords are the words a match may start with, for suggestions.
+func matchKeywords() []string { return matchKeywordList() }
+
+// nextWords lists the words that may follow prefix in a field name
+// ("tcp" -> dport, sport, flags, ...).
+func nextWords(prefix string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for name := range Fields {
+		if rest, ok := strings.CutPrefix(name, prefix+" "); ok {
+			w, _, _ := strings.Cut(rest, " ")
+			if !seen[w] {
+				seen[w] = true
+				out = append(out, w)
+			}
+		}
 	}
 	return out
 }
 
-// protoFields lists the second words of the fields under each first word
-// ("tcp" -> dport, sport, flags).
-func protoFields(first string) []string {
-	var out []string
-	for name := range Fields {
-		if a, b, ok := strings.Cut(name, " "); ok && a == first {
-			out = append(out, b)
+// parseFieldName reads the longest field name starting at the current
+// word: "tcp dport", "arp saddr ip", "ct original ip saddr", "mark".
+func (p *parser) parseFieldName() *Field {
+	name := p.tok.Text
+	n, best := 1, 0
+	if full, _ := fieldPrefix(name); full {
+		best = 1
+	}
+	for {
+		_, partial := fieldPrefix(name)
+		if !partial {
+			break
+		}
+		t := p.peekN(n)
+		if t.Kind != tWord {
+			break
+		}
+		next := name + " " + t.Text
+		full, more := fieldPrefix(next)
+		if !full && !more {
+			break
+		}
+		name, n = next, n+1
+		if full {
+			best = n
 		}
 	}
-	return out
+	if best == 0 {
+		if _, partial := fieldPrefix(name); partial {
+			t := p.peekN(n)
+			words := nextWords(name)
+			hint := suggest(t.Text, words)
+			if hint == "" {
+				sort.Strings(words)
+				hint = fmt.Sprintf(": %s is followed by %s", name, strings.Join(words, ", "))
+			}
+			p.errorf(t.Pos, "unknown %s field %s%s", name, t.describe(), hint)
+		} else {
+			p.errorf(p.tok.Pos, "unknown keyword %q%s", p.tok.Text, suggest(p.tok.Text, matchKeywords()))
+		}
+		return nil
+	}
+	words := []string{p.tok.Text}
+	for i := 1; i < best; i++ {
+		words = append(words, p.peekN(i).Text)
+	}
+	for i := 0; i < best; i++ {
+		p.next()
+	}
+	return Fields[strings.Join(words, " ")]
+}
+
+// parseMatch parses one match expression.
+func (p *parser) parseMatch() Match {
+	if p.tok.Kind != tWord {
+		p.errorf(p.tok.Pos, "expected a match or \"mirror to\", found %s", p.tok.describe())
+		return nil
+	}
+	pos := p.tok.Pos
+	switch p.tok.Text {
+	case "limit":
+		return p.parseLimit()
+	case "numgen":
+		return p.parseNumgen()
+	}
+	f := p.parseFieldName()
+	if f == nil {
+		return nil
+	}
+	c := &Compare{Pos: pos, Fields: []*Field{f}}
+	for p.tok.Kind == tDot {
+		dot := p.tok.Pos
+		p.next()
+		if p.tok.Kind != tWord {
+			p.errorf(p.tok.Pos, "expected a field after '.', found %s", p.tok.describe())
+			return nil
+		}
+		g := p.parseFieldName()
+		if g == nil {
+			return nil
+		}
+		for _, h := range []*Field{f, g} {
+			if h.Forms&FormConcat == 0 {
+				p.formError(dot, h, "%s cannot be part of a concatenation", h.Name)
+				return nil
+			}
+		}
+		c.Fields = append(c.Fields, g)
+	}
+	if !p.parseBitOps(c) {
+		return nil
+	}
+	c.Op = p.parseOp()
+	slash := slashPrefix
+	if f.Forms&FormFlags != 0 && len(c.Fields) == 1 {
+		slash = slashFlagMsk
+	}
+	raw := p.parseValue(false, slash)
+	if raw == nil {
+		return nil
+	}
+	if !p.typeCompare(c, raw) {
+		return nil
+	}
+	return c
+}
+
+// bitOpWords are the words nft accepts for &, | and ^.
+var bitOpWords = map[string]byte{"and": '&', "or": '|', "xor": '^'}
+
+// parseBitOps parses "& MASK" and "| BITS" (or "and", "or") after a field,
+// as many as written, and folds them into c.Bits as nft does: & binds
+// before |, left to right.
+func (p *parser) parseBitOps(c *Compare) bool {
+	f := c.Field()
+	for {
+		var op byte
+		switch {
+		case p.tok.Kind == tAmp:
+			op = '&'
+		case p.tok.Kind == tPipe:
+			op = '|'
+		case p.tok.Kind == tCaret:
+			op = '^'
+		case p.tok.Kind == tWord && bitOpWords[p.tok.Text] != 0:
+			op = bitOpWords[p.tok.Text]
+		default:
+			return true
+		}
+		opPos := p.tok.Pos
+		p.next()
+		if op == '^' {
+			// nft folds "x ^ b == v" into "x == v ^ b" and lists that; a
+			// bitwise xor would list differently.
+			p.errorf(opPos, "%s: ^ (xor) is not supported: compare with the value xor-ed instead", f.Name)
+			return false
+		}
+		if len(c.Fields) > 1 || f.Forms&FormMask == 0 {
+			p.formError(opPos, f, "%s cannot be masked", f.Name)
+			return false
+		}
+		var raw *rawVal
+		if p.tok.Kind == tLParen {
+			p.next()
+			raw = p.parsePrimary()
+			if raw != nil && p.tok.Kind == tComma {
+				list := &rawVal{Kind: rvList, Pos: raw.Pos, Elems: []*rawVal{raw}}
+				for raw != nil && p.tok.Kind == tComma {
+					p.next()
+					e := p.parsePrimary()
+					if e == nil {
+						return false
+					}
+					list.Elems = append(list.Elems, e)
+				}
+				raw = list
+			}
+			if raw == nil {
+				return false
+			}
+			if p.tok.Kind != tRParen {
+				p.errorf(p.tok.Pos, "expected ')' to close the mask, found %s", p.tok.describe())
+				return false
+			}
+			p.next()
+		} else {
+			switch p.tok.Kind {
+			case tWord, tString:
+				raw = &rawVal{Kind: rvAtom, Pos: p.tok.Pos, Text: p.tok.Text, Quoted: p.tok.Kind == tString}
+				p.next()
+			case tVar:
+				raw = p.expandVar()
+			default:
+				p.errorf(p.tok.Pos, "expected a mask after %c, found %s", op, p.tok.describe())
+				return false
+			}
+			if raw == nil {
+				return false
+			}
+		}
+		a, ok := p.typeMask(f, raw)
+		if !ok {
+			return false
+		}
+		if p.tok.Kind == tDot {
+			p.errorf(p.tok.Pos, "%s with a mask cannot be part of a concatenation", f.Name)
+			return false
+		}
+		if c.Bits == nil {
+			n := len(a)
+			ones := make([]byte, n)
+			for i := range ones {
+				ones[i] = 0xff
+			}
+			c.Bits = &BitOp{Pos: opPos, Mask: ones, Xor: make([]byte, n)}
+		}
+		switch op {
+		case '&':
+			c.Bits.Mask, c.Bits.Xor = andBytes(c.Bits.Mask, a), andBytes(c.Bits.Xor, a)
+		case '|':
+			c.Bits.Mask, c.Bits.Xor = andBytes(c.Bits.Mask, notBytes(a)), orBytes(c.Bits.Xor, a)
+		}
+	}
+}
+
+// typeMask types the operand of a bitwise operation on f.
+func (p *parser) typeMask(f *Field, raw *rawVal) ([]byte, bool) {
+	if raw.Kind == rvAtom {
+		a, msg := typeAtom(f, raw)
+		if msg != "" {
+			p.errorf(raw.Pos, "%s cannot be masked with %s: %s", f.Name, raw.Text, msg)
+			return nil, false
+		}
+		return a.d.Bytes, true
+	}
+	a, ok := p.typeScalar(f, raw)
+	if !ok {
+		return nil, false
+	}
+	return a.d.Bytes, true
 }
 
 // parseRule parses one rule of block b. It returns nil after reporting
@@ -799,104 +1132,6 @@ func (p *parser) parseRule(b *Block) *Rule {
 		return nil
 	}
 	return r
-}
-
-// parseMatch parses one match expression.
-func (p *parser) parseMatch() Match {
-	if p.tok.Kind != tWord {
-		p.errorf(p.tok.Pos, "expected a match or \"mirror to\", found %s", p.tok.describe())
-		return nil
-	}
-	pos, w := p.tok.Pos, p.tok.Text
-	switch w {
-	case "limit":
-		return p.parseLimit()
-	case "numgen":
-		return p.parseNumgen()
-	}
-	var f *Field
-	if nt := p.peek(); nt.Kind == tWord {
-		f = Fields[w+" "+nt.Text]
-		if f != nil {
-			p.next()
-		}
-	}
-	if f == nil {
-		f = Fields[w]
-		if f == nil || strings.Contains(w, " ") {
-			if subs := protoFields(w); len(subs) > 0 {
-				nt := p.peek()
-				p.errorf(nt.Pos, "unknown %s field %s%s", w, nt.describe(), suggest(nt.Text, subs))
-			} else {
-				p.errorf(pos, "unknown keyword %q%s", w, suggest(w, matchKeywords()))
-			}
-			return nil
-		}
-	}
-	p.next()
-	c := &Compare{Pos: pos, Field: f}
-	if p.isWord("and") || p.tok.Kind == tAmp {
-		mpos := p.tok.Pos
-		p.next()
-		switch f.Type {
-		case TypeMark, TypeInteger, TypeTCPFlags, TypeCtState:
-		default:
-			p.errorf(mpos, "%s cannot be masked: \"and\" applies to marks, integers and flags", f.Name)
-			return nil
-		}
-		raw := p.parseMaskValue()
-		if raw == nil {
-			return nil
-		}
-		d, ok := p.typeSingle(f, raw)
-		if !ok {
-			return nil
-		}
-		c.Mask = &d
-	}
-	c.Op = p.parseOp()
-	raw := p.parseValue(false)
-	if raw == nil {
-		return nil
-	}
-	v, ok := p.typeValue(f, c.Op, raw)
-	if !ok {
-		return nil
-	}
-	c.Value = v
-	return c
-}
-
-// parseMaskValue parses a mask: a value, "a|b" or "(a|b)".
-func (p *parser) parseMaskValue() *rawVal {
-	paren := p.tok.Kind == tLParen
-	if paren {
-		p.next()
-	}
-	first := p.parseValue(true)
-	if first == nil {
-		return nil
-	}
-	v := first
-	if p.tok.Kind == tPipe || p.tok.Kind == tComma {
-		v = &rawVal{Kind: rvList, Pos: first.Pos, Elems: []*rawVal{first}}
-		for p.tok.Kind == tPipe || p.tok.Kind == tComma {
-			p.next()
-			e := p.parseValue(true)
-			if e == nil {
-				return nil
-			}
-			v.Elems = append(v.Elems, e)
-		}
-	}
-	if paren {
-		if p.tok.Kind != tRParen {
-			p.errorf(p.tok.Pos, "expected ')' to close the mask, found %s", p.tok.describe())
-			return nil
-		}
-		p.next()
-	}
-	return v
 }
 
 var wordOps = map[string]Op{"eq": OpEq, "ne": OpNeq, "lt": OpLt, "gt": OpGt, "le": OpLte, "ge": OpGte}
@@ -956,7 +1191,11 @@ func parseUint(s string, bits int) (uint64, bool) {
 
 var rateUnits = map[string]LimitUnit{"second": PerSecond, "minute": PerMinute, "hour": PerHour, "day": PerDay, "week": PerWeek}
 
-// parseLimit parses "limit rate [over] N/UNIT [burst N packets]".
+// byteUnits are the units of byte rates and bursts.
+var byteUnits = map[string]uint64{"bytes": 1, "kbytes": 1 << 10, "mbytes": 1 << 20}
+
+// parseLimit parses "limit rate [over] N/UNIT [burst N packets]" and
+// "limit rate [over] N [bytes|kbytes|mbytes]/UNIT [burst N [bytes|kbytes|mbytes]]".
 func (p *parser) parseLimit() Match {
 	l := &Limit{Pos: p.tok.Pos}
 	p.next()
@@ -976,19 +1215,30 @@ func (p *parser) parseLimit() Match {
 		p.errorf(p.tok.Pos, "expected a rate such as 10/second, found %s", p.tok.describe())
 		return nil
 	}
-	n, ok := parseUint(p.tok.Text, 64)
+	ratePos, rateText := p.tok.Pos, p.tok.Text
+	n, ok := parseUint(rateText, 64)
 	if !ok || n == 0 {
 		p.errorf(p.tok.Pos, "limit rate must be a positive integer, not %q", p.tok.Text)
 		return nil
 	}
-	l.Rate = n
 	p.next()
-	if p.tok.Kind != tSlash {
-		if p.tok.Kind == tWord && strings.HasSuffix(p.tok.Text, "bytes") {
-			p.errorf(p.tok.Pos, "byte rates are not supported: limit packets, e.g. 100/second")
+	if p.tok.Kind == tWord {
+		if u, isBytes := byteUnits[p.tok.Text]; isBytes {
+			if n > (1<<64-1)/u {
+				p.errorf(ratePos, "limit rate %s %s is too large", rateText, p.tok.Text)
+				return nil
+			}
+			n *= u
+			l.Bytes = true
+			p.next()
 		} else {
-			p.errorf(p.tok.Pos, "expected '/' and a unit after the rate, found %s", p.tok.describe())
+			p.errorf(p.tok.Pos, "unknown rate unit %s: use a packet rate such as 10/second or a byte rate such as 10 mbytes/second%s", p.tok.describe(), suggest(p.tok.Text, []string{"bytes", "kbytes", "mbytes"}))
+			return nil
 		}
+	}
+	l.Rate = n
+	if p.tok.Kind != tSlash {
+		p.errorf(p.tok.Pos, "expected '/' and a unit after the rate, found %s", p.tok.describe())
 		return nil
 	}
 	p.next()
@@ -1006,12 +1256,24 @@ func (p *parser) parseLimit() Match {
 			p.errorf(p.tok.Pos, "burst must be a positive 32-bit integer, found %s", p.tok.describe())
 			return nil
 		}
-		l.Burst = uint32(b)
 		p.next()
-		if !p.isWord("packets") {
+		switch {
+		case l.Bytes:
+			unit, isBytes := byteUnits[p.tok.Text]
+			if p.tok.Kind != tWord || !isBytes {
+				p.errorf(p.tok.Pos, "expected bytes, kbytes or mbytes after the burst of a byte rate, found %s", p.tok.describe())
+				return nil
+			}
+			if b*unit > 1<<32-1 {
+				p.errorf(p.tok.Pos, "burst must be at most 4294967295 bytes")
+				return nil
+			}
+			b *= unit
+		case !p.isWord("packets"):
 			p.errorf(p.tok.Pos, "expected \"packets\" after the burst size, found %s", p.tok.describe())
 			return nil
 		}
+		l.Burst = uint32(b)
 		p.next()
 	}
 	return l

@@ -46,7 +46,13 @@ func valueString(v Value) string {
 	case *Range:
 		return d(v.Lo) + "-" + d(v.Hi)
 	case *Prefix:
-		return "prefix " + v.Prefix.String()
+		return fmt.Sprintf("prefix %s/%d=%x", v.V.Text, v.Len, v.V.Bytes)
+	case *Concat:
+		var parts []string
+		for _, e := range v.Parts {
+			parts = append(parts, valueString(e))
+		}
+		return strings.Join(parts, " . ")
 	case *Set:
 		var parts []string
 		for _, e := range v.Elems {
@@ -62,7 +68,7 @@ func TestParseCompare(t *testing.T) {
 		rule  string
 		field string
 		op    Op
-		mask  string // text=hex of the mask, or ""
+		mask  string // hex mask^xor of the bitwise operation, or ""
 		want  string // valueString of the value
 	}{
 		{`tcp dport 80`, "tcp dport", OpImplicit, "", "80=0050"},
@@ -77,36 +83,58 @@ func TestParseCompare(t *testing.T) {
 		{`tcp dport { 22, 80-89, https }`, "tcp dport", OpImplicit, "", "{22=0016 80=0050-89=0059 443=01bb}"},
 		{`tcp dport != { 22, 23 }`, "tcp dport", OpNeq, "", "{22=0016 23=0017}"},
 		{`ip saddr 198.18.0.1`, "ip saddr", OpImplicit, "", "198.18.0.1=c6120001"},
-		{`ip daddr 198.18.0.0/15`, "ip daddr", OpImplicit, "", "prefix 198.18.0.0/15"},
+		{`ip daddr 198.18.0.0/15`, "ip daddr", OpImplicit, "", "prefix 198.18.0.0/15=c6120000"},
 		{`ip saddr 198.18.0.1-198.18.0.9`, "ip saddr", OpImplicit, "", "198.18.0.1=c6120001-198.18.0.9=c6120009"},
-		{`ip saddr { 198.18.0.1, 198.19.0.0/16 }`, "ip saddr", OpImplicit, "", "{198.18.0.1=c6120001 prefix 198.19.0.0/16}"},
+		{`ip saddr { 198.18.0.1, 198.19.0.0/16 }`, "ip saddr", OpImplicit, "", "{198.18.0.1=c6120001 prefix 198.19.0.0/16=c6130000}"},
 		{`ip6 daddr 2001:DB8::1`, "ip6 daddr", OpImplicit, "", "2001:db8::1=20010db8000000000000000000000001"},
-		{`ip6 saddr 2001:db8::/32`, "ip6 saddr", OpImplicit, "", "prefix 2001:db8::/32"},
+		{`ip6 saddr 2001:db8::/32`, "ip6 saddr", OpImplicit, "", "prefix 2001:db8::/32=20010db8000000000000000000000000"},
 		{`ip protocol tcp`, "ip protocol", OpImplicit, "", "tcp=06"},
 		{`ip6 nexthdr icmpv6`, "ip6 nexthdr", OpImplicit, "", "ipv6-icmp=3a"},
 		{`meta l4proto ipv6-icmp`, "meta l4proto", OpImplicit, "", "ipv6-icmp=3a"},
-		{`l4proto 17`, "meta l4proto", OpImplicit, "", "17=11"},
+		{`l4proto 17`, "meta l4proto", OpImplicit, "", "udp=11"},
 		{`meta l4proto { tcp, udp }`, "meta l4proto", OpImplicit, "", "{tcp=06 udp=11}"},
 		{`iifname "eth0"`, "meta iifname", OpImplicit, "", `"eth0"=` + fmt.Sprintf("%x", padIfname("eth0"))},
 		{`meta iifname eth0`, "meta iifname", OpImplicit, "", `"eth0"=` + fmt.Sprintf("%x", padIfname("eth0"))},
-		{`oifname != "veth*"`, "meta oifname", OpNeq, "", `"veth*"=` + fmt.Sprintf("%x", []byte("veth"))},
+		{`oifname != "veth*"`, "meta oifname", OpNeq, "", `prefix "veth*"/32=` + fmt.Sprintf("%x", padIfname("veth"))},
+		{`iifname { "eth*", "lo" }`, "meta iifname", OpImplicit, "", `{prefix "eth*"/24=` + fmt.Sprintf("%x", padIfname("eth")) + ` "lo"=` + fmt.Sprintf("%x", padIfname("lo")) + "}"},
 		{`iif "lo"`, "meta iif", OpImplicit, "", `"lo"=6c6f`},
 		{`meta oif lo`, "meta oif", OpImplicit, "", `"lo"=6c6f`},
 		{`mark 0x100`, "meta mark", OpImplicit, "", "0x100=" + fmt.Sprintf("%x", host32(0x100))},
 		{`meta mark 42`, "meta mark", OpImplicit, "", "42=" + fmt.Sprintf("%x", host32(42))},
-		{`mark and 0xff00 == 0x100`, "meta mark", OpEq, "0xff00=" + fmt.Sprintf("%x", host32(0xff00)), "0x100=" + fmt.Sprintf("%x", host32(0x100))},
-		{`meta mark & 0xff00 != 0`, "meta mark", OpNeq, "0xff00=" + fmt.Sprintf("%x", host32(0xff00)), "0=" + fmt.Sprintf("%x", host32(0))},
-		{`ct mark and 0xff == 1`, "ct mark", OpEq, "0xff=" + fmt.Sprintf("%x", host32(0xff)), "1=" + fmt.Sprintf("%x", host32(1))},
+		{`mark and 0xff00 == 0x100`, "meta mark", OpEq, fmt.Sprintf("%x^00000000", host32(0xff00)), "0x100=" + fmt.Sprintf("%x", host32(0x100))},
+		{`meta mark & 0xff00 != 0`, "meta mark", OpNeq, fmt.Sprintf("%x^00000000", host32(0xff00)), "0=" + fmt.Sprintf("%x", host32(0))},
+		{`ct mark and 0xff == 1`, "ct mark", OpEq, fmt.Sprintf("%x^00000000", host32(0xff)), "1=" + fmt.Sprintf("%x", host32(1))},
 		{`ct state established,related`, "ct state", OpImplicit, "", "established,related=" + fmt.Sprintf("%x", host32(6))},
 		{`ct state new`, "ct state", OpImplicit, "", "new=" + fmt.Sprintf("%x", host32(8))},
 		{`ct state { new, untracked }`, "ct state", OpImplicit, "", "{new=" + fmt.Sprintf("%x", host32(8)) + " untracked=" + fmt.Sprintf("%x", host32(64)) + "}"},
 		{`tcp flags syn,ack`, "tcp flags", OpImplicit, "", "syn,ack=12"},
-		{`tcp flags & (syn|ack) == syn`, "tcp flags", OpEq, "syn,ack=12", "syn=02"},
+		{`tcp flags & (syn|ack) == syn`, "tcp flags", OpEq, "12^00", "syn=02"},
+		{`tcp flags syn / syn,ack`, "tcp flags", OpEq, "12^00", "syn=02"},
+		{`tcp flags != syn / syn,ack`, "tcp flags", OpNeq, "12^00", "syn=02"},
+		{`tcp flags & syn|ack == ack`, "tcp flags", OpEq, "02^10", "ack=10"}, // (flags & syn) | ack, as nft reads it
+		{`tcp flags { syn, syn|ack }`, "tcp flags", OpImplicit, "", "{syn=02 syn|ack=12}"},
+		{`tcp flags == syn|ack`, "tcp flags", OpEq, "", "syn|ack=12"},
+		{`meta mark | 0x10 == 0x11`, "meta mark", OpEq, fmt.Sprintf("%x^%x", host32(0xffffffef), host32(0x10)), "0x11=" + fmt.Sprintf("%x", host32(0x11))},
+		{`ip saddr & 255.255.0.0 == 198.18.0.0`, "ip saddr", OpEq, "ffff0000^00000000", "198.18.0.0=c6120000"},
+		{`ip dscp ef`, "ip dscp", OpImplicit, "", "ef=b8"},
+		{`ip dscp { cs1, 0x0a-0x0c }`, "ip dscp", OpImplicit, "", "{cs1=20 af11=28-af12=30}"},
+		{`ip6 dscp cs1`, "ip6 dscp", OpImplicit, "", "cs1=0200"},
+		{`ip6 flowlabel 1234`, "ip6 flowlabel", OpImplicit, "", "1234=0004d2"},
+		{`ip ttl < 5`, "ip ttl", OpLt, "", "5=05"},
+		{`ip frag-off & 0x1fff != 0`, "ip frag-off", OpNeq, "1fff^0000", "0=0000"},
+		{`ct status dnat`, "ct status", OpImplicit, "", "dnat=" + fmt.Sprintf("%x", host32(0x20))},
+		{`ct direction reply`, "ct direction", OpImplicit, "", "reply=01"},
+		{`meta nfproto ipv6`, "meta nfproto", OpImplicit, "", "ipv6=0a"},
+		{`meta iiftype loopback`, "meta iiftype", OpImplicit, "", "loopback=" + fmt.Sprintf("%x", binary.NativeEndian.AppendUint16(nil, 772))},
+		{`meta length > 1000`, "meta length", OpGt, "", "1000=" + fmt.Sprintf("%x", host32(1000))},
+		{`th dport { 53, 123 }`, "th dport", OpImplicit, "", "{53=0035 123=007b}"},
+		{`icmp code port-unreachable`, "icmp code", OpImplicit, "", "port-unreachable=03"},
+		{`ct original ip saddr 198.18.0.1`, "ct original ip saddr", OpImplicit, "", "198.18.0.1=c6120001"},
 		{`tcp flags == fin`, "tcp flags", OpEq, "", "fin=01"},
 		{`meta pkttype unicast`, "meta pkttype", OpImplicit, "", "host=00"},
 		{`pkttype broadcast`, "meta pkttype", OpImplicit, "", "broadcast=01"},
 		{`icmp type echo-request`, "icmp type", OpImplicit, "", "echo-request=08"},
-		{`icmp type { 0, 8 }`, "icmp type", OpImplicit, "", "{0=00 8=08}"},
+		{`icmp type { 0, 8 }`, "icmp type", OpImplicit, "", "{echo-reply=00 echo-request=08}"},
 		{`icmpv6 type nd-neighbor-solicit`, "icmpv6 type", OpImplicit, "", "nd-neighbor-solicit=87"},
 		{`icmpv6 type mld-listener-reduction`, "icmpv6 type", OpImplicit, "", "mld-listener-done=84"},
 		{`ether saddr 02:00:00:00:00:0A`, "ether saddr", OpImplicit, "", "02:00:00:00:00:0a=02000000000a"},
@@ -116,11 +144,13 @@ func TestParseCompare(t *testing.T) {
 		{`meta protocol ip6`, "meta protocol", OpImplicit, "", "ip6=86dd"},
 		{`vlan id 100`, "vlan id", OpImplicit, "", "100=0064"},
 		{`vlan id 10-20`, "vlan id", OpImplicit, "", "10=000a-20=0014"},
+		{`vlan id { 10, 20 }`, "vlan id", OpImplicit, "", "{10=000a 20=0014}"},
+		{`arp operation reply`, "arp operation", OpImplicit, "", "reply=0002"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {
 			hook := "prerouting"
-			if strings.HasPrefix(tt.rule, "vlan") || strings.HasPrefix(tt.rule, "ether") {
+			if strings.HasPrefix(tt.rule, "vlan") || strings.HasPrefix(tt.rule, "ether") || strings.HasPrefix(tt.rule, "arp") {
 				hook = `ingress "eth0"`
 			}
 			if strings.Contains(tt.rule, "oif") {
@@ -134,15 +164,15 @@ func TestParseCompare(t *testing.T) {
 			if !ok {
 				t.Fatalf("match is %T, want *Compare", r.Matches[0])
 			}
-			if c.Field.Name != tt.field || c.Op != tt.op {
-				t.Errorf("field %q op %q, want %q %q", c.Field.Name, c.Op, tt.field, tt.op)
+			if c.Field().Name != tt.field || c.Op != tt.op {
+				t.Errorf("field %q op %q, want %q %q", c.Field().Name, c.Op, tt.field, tt.op)
 			}
-			if c.Field != Fields[tt.field] {
-				t.Errorf("Field is not Fields[%q]", tt.field)
+			if c.Field() != Fields[tt.field] || len(c.Fields) != 1 {
+				t.Errorf("Fields is not [Fields[%q]]", tt.field)
 			}
 			mask := ""
-			if c.Mask != nil {
-				mask = fmt.Sprintf("%s=%x", c.Mask.Text, c.Mask.Bytes)
+			if c.Bits != nil {
+				mask = fmt.Sprintf("%x^%x", c.Bits.Mask, c.Bits.Xor)
 			}
 			if mask != tt.mask {
 				t.Errorf("mask %q, want %q", mask, tt.mask)

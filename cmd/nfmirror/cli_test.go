@@ -28,7 +28,7 @@ func TestRun(t *testing.T) {
 		{"help", []string{"help"}, exitOK, `(?s)nfmirror check.*nfmirror apply.*mirror to`, `^$`},
 		{"unknown command", []string{"mirror"}, exitUsage, `^$`, `unknown command "mirror"`},
 		{"version", []string{"version"}, exitOK, `^nfmirror `, `^$`},
-		{"check example", []string{"check", example}, exitOK, `(?s)table inet nfmirror.*hook prerouting priority -140.*log prefix "nfm:0" group 6000.*table netdev nfmirror.*hook ingress device "eth0"`, `^$`},
+		{"check example", []string{"check", example}, exitOK, `(?s)table inet nfmirror.*hook prerouting priority mangle \+ 10.*log prefix "nfm:0" group 6000.*table netdev nfmirror.*hook ingress device "eth0"`, `^$`},
 		{"check custom table and groups", []string{"check", "-table", "span", "-nflog-base", "100", example}, exitOK, `(?s)table inet span .*group 100`, `^$`},
 		{"check bad file", []string{"check", bad}, exitUsage, `^$`, `bad\.nft:2:15: .*99999.*\n.*tcp dport 99999.*\n +\^`},
 		{"check missing file", []string{"check", filepath.Join(dir, "nope.nft")}, exitUsage, `^$`, `nope\.nft`},
