@@ -1,6 +1,9 @@
 package nfrules
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Pos is a position in a rules file. Line and Col count from 1; Col counts
 // bytes. The zero Pos means "no position".
@@ -318,3 +321,53 @@ func (*Range) isValue()         {}
 func (*Prefix) isValue()        {}
 func (*Concat) isValue()        {}
 func (*Set) isValue()           {}
+
+// InterfaceNames returns the interfaces the ruleset's iif, oif, iifname and
+// oifname matches name, as written (a wildcard keeps its '*'), each with the
+// position of its first use: devices the operator selects traffic on.
+func (rs *Ruleset) InterfaceNames() map[string]Pos {
+	out := map[string]Pos{}
+	add := func(d Datum) {
+		name := strings.Trim(d.Text, `"`)
+		if _, ok := out[name]; !ok && name != "" {
+			out[name] = d.Pos
+		}
+	}
+	var walk func(v Value)
+	walk = func(v Value) {
+		switch v := v.(type) {
+		case *Single:
+			add(v.V)
+		case *Prefix:
+			add(v.V)
+		case *Set:
+			for _, e := range v.Elems {
+				walk(e)
+			}
+		}
+	}
+	for _, b := range rs.Blocks {
+		for _, r := range b.Rules {
+			for _, m := range r.Matches {
+				c, ok := m.(*Compare)
+				if !ok || len(c.Fields) != 1 {
+					continue
+				}
+				if t := c.Field().Type; t != typeIfname && t != typeIfindex {
+					continue
+				}
+				walk(c.Value)
+			}
+		}
+	}
+	return out
+}
+
+// MatchesInterface reports whether the name as InterfaceNames returns it (a
+// wildcard "eth*" or a plain name) covers the device dev.
+func MatchesInterface(name, dev string) bool {
+	if prefix, ok := strings.CutSuffix(name, "*"); ok {
+		return strings.HasPrefix(dev, prefix)
+	}
+	return name == dev
+}

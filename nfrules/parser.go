@@ -9,14 +9,28 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"unicode/utf8"
 )
 
 // MaxFileSize is the largest rules file (or included file) Parse accepts.
 const MaxFileSize = 4 << 20
 
-// maxIncludeDepth bounds how deeply include statements may nest.
-const maxIncludeDepth = 16
+// Bounds on the work and memory one rules file may take, so that a file of
+// nested braces or an include fan-out is refused quickly with a position
+// instead of taking the stack, the memory or the time.
+const (
+	// maxIncludeDepth bounds how deeply include statements may nest.
+	maxIncludeDepth = 16
+	// maxIncludes bounds the include statements followed in all.
+	maxIncludes = 256
+	// maxTotalBytes bounds the bytes read, the file and its includes.
+	maxTotalBytes = 16 << 20
+	// maxNesting bounds sets written inside sets.
+	maxNesting = 32
+	// maxSetElems bounds the elements of one set.
+	maxSetElems = 1 << 18
+)
 
 // ParseFile reads and parses the rules file at path. See Parse.
 func ParseFile(path string) (*Ruleset, error) {
@@ -27,13 +41,20 @@ func ParseFile(path string) (*Ruleset, error) {
 	return Parse(path, src)
 }
 
-// readLimited reads a file, refusing one over MaxFileSize.
+// readLimited reads a regular file, refusing one over MaxFileSize and
+// anything else (a FIFO or a device would block the reader for good): it is
+// opened without blocking and checked before it is read.
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read rules: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, ErrorList{{Pos: Pos{File: path}, Msg: fmt.Sprintf("not a regular file (%s)", fi.Mode().Type())}}
+	}
 	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read rules %s: %w", path, err)
@@ -65,6 +86,7 @@ func parse(filename string, src []byte, limit int) (*Ruleset, error) {
 		}()
 		abs, _ := filepath.Abs(filename)
 		st.stack = []string{abs}
+		st.read = int64(len(src))
 		st.parseFile(filename, src, Pos{})
 		if len(st.errs) == 0 && st.rules == 0 {
 			st.add(Pos{File: filename, Line: 1, Col: 1}, firstLine(src), "no rules: nothing to mirror")
@@ -92,6 +114,9 @@ type state struct {
 	expanded int64    // values and bytes expanded from variables so far
 	limit    int      // errors to report before giving up
 	stack    []string // absolute paths of the files being read, for cycles
+	includes int      // include statements followed so far
+	read     int64    // bytes read so far, the file and its includes
+	depth    int      // sets being parsed, one inside the other
 }
 
 func (st *state) add(pos Pos, source, msg string) {
@@ -126,6 +151,7 @@ const (
 	rvOr                    // a|b|c (bitmask values)
 	rvConcat                // a . b . c (Elems)
 	rvMasked                // value / mask of a bitmask field (Lo, Hi)
+	rvDest                  // a mirror destination (Dest), from a define
 )
 
 // rawVal is a value as written, before typing.
@@ -137,6 +163,7 @@ type rawVal struct {
 	Lo, Hi *rawVal   // ranges; Lo is the address of a prefix
 	Bits   string    // prefixes: the length as written
 	Elems  []*rawVal // sets and lists
+	Dest   *Destination
 }
 
 // at returns a deep copy of v with every position moved to pos: a value
@@ -165,6 +192,8 @@ type parser struct {
 	tok   token
 	peekd []token  // tokens read ahead of tok
 	rec   *[]token // tokens consumed while recording a rule or a define
+	// lastVar is the name of the variable expandVar expanded last.
+	lastVar string
 }
 
 func firstLine(src []byte) string {
@@ -401,6 +430,22 @@ func (p *parser) parseDefine() {
 		return
 	}
 	p.next()
+	if p.tok.Kind == tWord && destKeywords[p.tok.Text] {
+		d := p.parseDestination()
+		if d == nil {
+			p.sync()
+			return
+		}
+		if !p.expectEnd("the destination " + name) {
+			return
+		}
+		if old, ok := p.st.vars[name]; ok {
+			p.errorf(pos, "variable %s redefined (first defined at %s)", name, old.Pos)
+			return
+		}
+		p.st.vars[name] = &variable{Name: name, Pos: pos, Val: &rawVal{Kind: rvDest, Pos: pos, Dest: d}, Text: d.Key()}
+		return
+	}
 	var toks []token
 	p.rec = &toks
 	v := p.parseValue(false, slashGuess)
@@ -475,10 +520,18 @@ func (p *parser) parseInclude() {
 		p.errorf(pos, "include %q: not a regular file", name)
 		return
 	}
+	if p.st.includes++; p.st.includes > maxIncludes {
+		p.errorf(pos, "include %q: more than %d includes in all", name, maxIncludes)
+		panic(bailout{})
+	}
 	src, err := readLimited(path)
 	if err != nil {
 		p.errorf(pos, "include %q: %s", name, strings.TrimPrefix(err.Error(), "read rules: "))
 		return
+	}
+	if p.st.read += int64(len(src)); p.st.read > maxTotalBytes {
+		p.errorf(pos, "include %q: the file and its includes are more than %d bytes in all", name, maxTotalBytes)
+		panic(bailout{})
 	}
 	p.st.stack = append(p.st.stack, abs)
 	p.st.parseFile(path, src, pos)
@@ -564,6 +617,7 @@ func (p *parser) parseAtomOrVar() *rawVal {
 // expandVar returns the value of the variable at the current token.
 func (p *parser) expandVar() *rawVal {
 	name, pos := p.tok.Text, p.tok.Pos
+	p.lastVar = name
 	p.next()
 	v, ok := p.st.vars[name]
 	if !ok {
@@ -673,6 +727,10 @@ func (p *parser) parsePrimary() *rawVal {
 		return p.parseSet()
 	case tVar:
 		v = p.expandVar()
+		if v != nil && v.Kind == rvDest {
+			p.errorf(v.Pos, "$%s is a mirror destination, not a value to match", p.lastVar)
+			return nil
+		}
 	case tString:
 		v = &rawVal{Kind: rvAtom, Pos: p.tok.Pos, Text: p.tok.Text, Quoted: true}
 		p.next()
@@ -772,6 +830,12 @@ func (p *parser) parseElem(inSet bool, slash int) *rawVal {
 // parseSet parses "{ a, b-c, $set, ... }", flattening nested sets.
 func (p *parser) parseSet() *rawVal {
 	set := &rawVal{Kind: rvSet, Pos: p.tok.Pos}
+	if p.st.depth >= maxNesting {
+		p.errorf(p.tok.Pos, "sets nested more than %d deep", maxNesting)
+		panic(bailout{})
+	}
+	p.st.depth++
+	defer func() { p.st.depth-- }()
 	p.next() // {
 	for {
 		p.skipNewlinesOnly()
@@ -786,6 +850,10 @@ func (p *parser) parseSet() *rawVal {
 			set.Elems = append(set.Elems, e.Elems...)
 		} else {
 			set.Elems = append(set.Elems, e)
+		}
+		if len(set.Elems) > maxSetElems {
+			p.errorf(set.Pos, "set has more than %d elements", maxSetElems)
+			panic(bailout{})
 		}
 		p.skipNewlinesOnly()
 		if p.tok.Kind == tComma {
@@ -1315,7 +1383,10 @@ func (p *parser) parseNumgen() Match {
 	return s
 }
 
-// parseMirror parses "mirror to DEST [snaplen N] [lossless]".
+// parseMirror parses "mirror to DEST [snaplen N] [lossless] [shared]",
+// DEST being a device, a collector ("vxlan ADDR vni N", "erspan ADDR
+// session N", "gre ADDR"), a capture file ("file PATH rotate ... keep N")
+// or a variable holding one.
 func (p *parser) parseMirror() *Mirror {
 	m := &Mirror{Pos: p.tok.Pos}
 	p.next()
@@ -1326,22 +1397,34 @@ func (p *parser) parseMirror() *Mirror {
 	p.next()
 	dpos := p.tok.Pos
 	if p.atEnd() {
-		p.errorf(dpos, "mirror to needs a destination interface")
+		p.errorf(dpos, "mirror to needs a destination: an interface, a collector (vxlan, erspan, gre) or a file")
 		return nil
 	}
-	v := p.parseAtomOrVar()
-	if v == nil {
-		return nil
+	if p.tok.Kind == tWord && destKeywords[p.tok.Text] {
+		d := p.parseDestination()
+		if d == nil {
+			return nil
+		}
+		m.To, m.Dest = *d, d.Key()
+	} else {
+		v := p.parseAtomOrVar()
+		if v == nil {
+			return nil
+		}
+		switch {
+		case v.Kind == rvDest:
+			m.To, m.Dest = *v.Dest, v.Dest.Key()
+		case v.Kind != rvAtom:
+			p.errorf(dpos, "mirror to needs one interface name")
+			return nil
+		default:
+			if msg := checkIfname(v.Text, false); msg != "" {
+				p.errorf(dpos, "mirror destination %s", msg)
+				return nil
+			}
+			m.Dest = v.Text
+		}
 	}
-	if v.Kind != rvAtom {
-		p.errorf(dpos, "mirror to needs one interface name")
-		return nil
-	}
-	if msg := checkIfname(v.Text, false); msg != "" {
-		p.errorf(dpos, "mirror destination %s", msg)
-		return nil
-	}
-	m.Dest = v.Text
 	seenSnap, seenLossless := false, false
 	for {
 		switch {
@@ -1358,6 +1441,13 @@ func (p *parser) parseMirror() *Mirror {
 		case p.isWord("lossless") && !seenLossless:
 			seenLossless = true
 			m.Lossless = true
+			p.next()
+		case p.isWord("shared") && !m.Shared:
+			if !m.Target().Local() {
+				p.errorf(p.tok.Pos, "shared is for a local interface that also carries the host's traffic, not for %s", m.Dest)
+				return nil
+			}
+			m.Shared = true
 			p.next()
 		default:
 			return m

@@ -125,6 +125,7 @@ func (d *Devices) check(rs *nfrules.Ruleset) error {
 		return err != nil
 	}
 	checked := map[string]bool{}
+	named := rs.InterfaceNames()
 	for _, b := range rs.Blocks {
 		if b.Device != "" && missing(b.Device) {
 			errs = append(errs, &nfrules.Error{Pos: b.Pos, Msg: fmt.Sprintf("%s %q: no such interface", b.Hook, b.Device)})
@@ -139,7 +140,11 @@ func (d *Devices) check(rs *nfrules.Ruleset) error {
 					errs = append(errs, &nfrules.Error{Pos: m.Pos, Msg: fmt.Sprintf("mirror to %q: no such interface", m.Dest)})
 				case !checked[m.Dest]:
 					checked[m.Dest] = true
-					if err := checkPort(h, m.Dest, rs.Shared(m.Dest), d.Own); err != nil {
+					err := checkPort(h, m.Dest, rs.Shared(m.Dest), d.Own)
+					if err == nil && !rs.Shared(m.Dest) {
+						err = selected(named, m.Dest)
+					}
+					if err != nil {
 						errs = append(errs, &nfrules.Error{Pos: m.Pos, Msg: err.Error()})
 					}
 				}
@@ -196,6 +201,17 @@ func checkPort(h *netlink.Handle, name string, shared bool, own func(table int) 
 			dst = rt.Dst.String()
 		}
 		return fmt.Errorf("mirror to %q: the host routes through it (%s table %d): %w", name, dst, rt.Table, errProductionPort)
+	}
+	return nil
+}
+
+// selected refuses a destination the rules themselves select traffic on
+// (iifname, oifname, iif, oif): a device that carries production traffic.
+func selected(named map[string]nfrules.Pos, dest string) error {
+	for name, pos := range named {
+		if nfrules.MatchesInterface(name, dest) {
+			return fmt.Errorf("mirror to %q: the rules select the host's traffic on it (%q at %s): %w", dest, name, pos, errProductionPort)
+		}
 	}
 	return nil
 }
