@@ -75,6 +75,9 @@ type lab struct {
 	// applyEnv is added to the environment of the nfmirror apply that
 	// applyAs starts (e.g. NOTIFY_SOCKET).
 	applyEnv []string
+	// collector is the remote collector's namespace, once addCollector
+	// made it.
+	collector string
 }
 
 func newLab(t *testing.T) *lab {
@@ -161,8 +164,64 @@ func (l *lab) close() {
 			p.Wait()
 		}
 	}
-	for _, ns := range []string{l.client, l.router, l.server, l.monitor} {
-		exec.Command("ip", "netns", "del", ns).Run()
+	for _, ns := range []string{l.client, l.router, l.server, l.monitor, l.collector} {
+		if ns != "" {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+	}
+}
+
+// addCollector adds a remote collector behind the server, reached through
+// the router's uplink eth1 like the production traffic:
+//
+//	router eth1 ── s0 server s1 ── k0 collector 198.18.3.9 2001:db8:3::9
+//
+// The collector answers nothing it receives but ARP and neighbour
+// discovery: a tunnel it has no decapsulator for is dropped silently.
+func (l *lab) addCollector() {
+	l.t.Helper()
+	l.collector = strings.Replace(l.server, "nfm-s-", "nfm-k-", 1)
+	l.must("ip", "netns", "add", l.collector)
+	l.in(l.collector, "ip", "link", "set", "lo", "up")
+	l.in(l.collector, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+	l.must("ip", "link", "add", "k0", "netns", l.collector, "type", "veth", "peer", "name", "s1", "netns", l.server)
+	for _, a := range []string{"198.18.3.1/24", "2001:db8:3::1/64"} {
+		l.in(l.server, "ip", "addr", "add", a, "dev", "s1")
+	}
+	l.in(l.server, "ip", "link", "set", "s1", "up")
+	l.in(l.server, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	l.in(l.collector, "ip", "addr", "add", "198.18.3.9/24", "dev", "k0")
+	l.in(l.collector, "ip", "addr", "add", "2001:db8:3::9/64", "dev", "k0", "nodad")
+	l.in(l.collector, "ip", "link", "set", "k0", "up")
+	l.in(l.collector, "ip", "route", "add", "default", "via", "198.18.3.1")
+	l.in(l.collector, "ip", "-6", "route", "add", "default", "via", "2001:db8:3::1")
+	l.in(l.router, "ip", "route", "add", "198.18.3.0/24", "via", "198.18.2.2")
+	l.in(l.router, "ip", "-6", "route", "add", "2001:db8:3::/64", "via", "2001:db8:2::2")
+	l.in(l.collector, "sh", "-c", `nft -f - <<'EOF'
+table inet collector {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		meta l4proto gre drop
+	}
+}
+EOF`)
+	waitFor(l.t, 10*time.Second, "the router to reach the collector", func() bool {
+		_, err := l.try(l.router, "ping", "-c1", "-W1", "198.18.3.9")
+		_, err6 := l.try(l.router, "ping", "-6", "-c1", "-W1", "2001:db8:3::9")
+		return err == nil && err6 == nil
+	})
+}
+
+// collectorVXLAN adds the collector's own kernel vxlan decapsulators: vx4
+// for VNI 42 over IPv4 (port 4789), vx6 for VNI 43 over IPv6 (port 4790).
+// The inner frames come out of them as a local port would carry them.
+func (l *lab) collectorVXLAN() {
+	l.t.Helper()
+	l.in(l.collector, "ip", "link", "add", "vx4", "type", "vxlan", "id", "42", "dstport", "4789", "local", "198.18.3.9", "dev", "k0", "nolearning")
+	l.in(l.collector, "ip", "link", "add", "vx6", "type", "vxlan", "id", "43", "dstport", "4790", "local", "2001:db8:3::9", "dev", "k0", "nolearning", "udp6zerocsumrx")
+	for _, d := range []string{"vx4", "vx6"} {
+		l.in(l.collector, "ip", "link", "set", d, "addrgenmode", "none")
+		l.in(l.collector, "ip", "link", "set", d, "up", "promisc", "on")
 	}
 }
 

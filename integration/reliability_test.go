@@ -374,3 +374,74 @@ func TestBadFilesAndPaths(t *testing.T) {
 		t.Errorf("after the stop the router differs:\n--- before\n%s\n--- after\n%s", before, after)
 	}
 }
+
+// TestBombsRefusedAtCheckAndReload: a file of 1.5 M nested braces and an
+// include fan-out (16 files, each including the next three times) are
+// refused within a few seconds by check and by a reload, whose old rules
+// keep mirroring.
+func TestBombsRefusedAtCheckAndReload(t *testing.T) {
+	l := newLab(t)
+	deep := l.writeRules("deep.nft", "prerouting {\n    ip saddr "+strings.Repeat("{", 1_500_000)+"198.18.0.1"+strings.Repeat("}", 1_500_000)+" mirror to \"span0\"\n}\n")
+	for i := range 16 {
+		body := echoRules
+		if i < 15 {
+			body = strings.Repeat(fmt.Sprintf("include \"fan%d.nft\"\n", i+1), 3)
+		}
+		l.writeRules(fmt.Sprintf("fan%d.nft", i), body)
+	}
+	fan := filepath.Join(l.dir, "fan0.nft")
+	for _, tc := range []struct{ file, want string }{{deep, "sets nested more than 32 deep"}, {fan, "more than 256 includes in all"}} {
+		start := time.Now()
+		code, out := l.exitCode(nfmBin, "check", tc.file)
+		if took := time.Since(start); code != 2 || !strings.Contains(out, tc.want) || took > 10*time.Second {
+			t.Errorf("check %s: exit %d after %v, want 2 saying %q:\n%.300s", filepath.Base(tc.file), code, took, tc.want, out)
+		}
+	}
+	m := l.apply(echoRules)
+	check := l.forwardingPing()
+	for i, src := range []string{deep, fan} {
+		b, _ := os.ReadFile(src)
+		os.WriteFile(m.rules, b, 0o644)
+		m.signal(syscall.SIGHUP)
+		waitFor(t, 15*time.Second, "the refused reload", func() bool { return m.status().FailedReloads == i+1 })
+	}
+	mon := l.mirrorCapture("icmp")
+	l.in(l.client, "ping", "-c", "3", "-i", "0.1", "198.18.2.2")
+	m.settle()
+	if n := len(ipPackets(mon.frames(), func(p l3) bool { return p.icmpTy == 8 })); n != 3 {
+		t.Errorf("after two refused reloads the old rules mirrored %d of 3 echo requests", n)
+	}
+	check()
+	m.stop()
+}
+
+// TestSharedPort: a device the host forwards through is refused as a mirror
+// port unless the rule says shared, and so is one the rules themselves
+// select traffic on; shared, copies arrive on it while its ARP stays on and
+// the host's traffic through it keeps flowing.
+func TestSharedPort(t *testing.T) {
+	l := newLab(t)
+	named := l.writeRules("named.nft", "prerouting {\n    iifname \"span0\" icmp type echo-request mirror to \"span0\"\n}\n")
+	if code, out := l.exitCode(nfmBin, "apply", "-dry-run", named); code != 2 || !strings.Contains(out, `the rules select the host's traffic on it ("span0" at`) {
+		t.Errorf("a destination the rules select on: exit %d:\n%s", code, out)
+	}
+	before := l.in(l.router, "ip", "link", "show", "eth1")
+	check := l.forwardingPing()
+	m := l.apply("prerouting {\n    iifname \"eth0\" icmp type echo-request mirror to \"eth1\" shared\n}\n")
+	ref := l.capture(l.server, "s0", "in", "icmp[icmptype] == 8")
+	l.in(l.client, "ping", "-c", "3", "-i", "0.1", "198.18.2.2")
+	m.settle()
+	// Each echo request reaches the server twice: forwarded, and as the
+	// copy (addressed to eth1's own MAC, so s0 sees it only as it passes).
+	if n := len(ref.frames()); n != 6 {
+		t.Errorf("the server's side of eth1 saw %d echo requests, want 3 forwarded and 3 copies", n)
+	}
+	if st := m.status(); st.Total.Mirrored != 3 || st.Total.Dropped.SendError != 0 {
+		t.Errorf("shared eth1: %+v", st.Total)
+	}
+	if now := l.in(l.router, "ip", "link", "show", "eth1"); strings.Contains(now, "NOARP") || now != before {
+		t.Errorf("a shared port's flags changed:\n%s\n%s", before, now)
+	}
+	check()
+	m.stop()
+}

@@ -47,7 +47,7 @@ const retireTimeout = 3 * time.Second
 // new ports cannot be set up, it goes back to the old plan.
 func (s *server) swap(ctx context.Context, plan *nfrules.Plan, gen int) error {
 	dests := destinations(plan)
-	if slices.Equal(dests, s.dests) {
+	if s.cur != nil && slices.Equal(dests, s.dests) {
 		next, err := s.start(ctx, plan)
 		if err != nil {
 			return err
@@ -137,9 +137,6 @@ func (s *server) routeConfig() route.Config {
 // channels. The pipeline's sockets are bound when start returns, so rules
 // installed after it never copy to a group nobody reads.
 func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*generation, error) {
-	if s.ports == nil {
-		return nil, errors.New("no mirror port is set up")
-	}
 	ss, err := s.openSinks(plan)
 	if err != nil {
 		return nil, err

@@ -97,7 +97,11 @@ func (s *server) openSinks(plan *nfrules.Plan) (*sinkSet, error) {
 		ss.close()
 		return nil, err
 	}
-	for _, port := range s.ports.Ports() {
+	var ports []route.Port
+	if s.ports != nil {
+		ports = s.ports.Ports()
+	}
+	for _, port := range ports {
 		w, err := mirror.NewWriter(port, s.log)
 		if err != nil {
 			return fail(fmt.Errorf("open writer for %s: %w", port.Name, err))
