@@ -21,8 +21,8 @@ type copyMeta struct {
 // The reader never waits: push copies the packet into the next free slot or,
 // when every slot is taken, returns false and the caller counts a drop.
 //
-// Memory: every slot owns a small buffer (slotInitCap bytes, allocated on
-// first use), enough for any frame of a 1500-byte link. Larger copies
+// Memory: every slot owns a small buffer (slotInitCap bytes, allocated and
+// faulted in with the queue), enough for any frame of a 1500-byte link. Larger copies
 // (GRO/TSO super-packets of up to 64 KiB) borrow a large buffer that goes
 // back to a small pool when the copy is sent, and at most largeBudget bytes
 // are lent at once: a copy that would pass it is dropped and counted like a
@@ -61,7 +61,18 @@ const (
 )
 
 func newQueue(n int, wake chan struct{}) *queue {
-	return &queue{slots: make([]Packet, n), small: make([][]byte, n), pool: make(chan []byte, largePool), wake: wake, space: make(chan struct{}, 1)}
+	q := &queue{slots: make([]Packet, n), small: make([][]byte, n), pool: make(chan []byte, largePool), wake: wake, space: make(chan struct{}, 1)}
+	// Every slot's buffer, in one block allocated now: the ring goes
+	// through all of them anyway, and allocating them one by one under the
+	// first burst of copies slowed the writer into dropping.
+	block := make([]byte, n*slotInitCap)
+	for i := 0; i < len(block); i += 4096 {
+		block[i] = 0 // fault the pages in now, not under the first burst
+	}
+	for i := range q.small {
+		q.small[i] = block[i*slotInitCap : i*slotInitCap : (i+1)*slotInitCap]
+	}
+	return q
 }
 
 // push copies the concatenation of parts, and m, into a free slot and wakes
@@ -79,9 +90,6 @@ func (q *queue) push(m *copyMeta, parts ...[]byte) bool {
 		n += len(p)
 	}
 	if n <= slotInitCap {
-		if q.small[i] == nil {
-			q.small[i] = make([]byte, 0, slotInitCap)
-		}
 		s.Data = q.small[i][:0]
 	} else {
 		var buf []byte
