@@ -1,6 +1,9 @@
 package pkt
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // IP protocol numbers nfmirror looks at.
 const (
@@ -14,29 +17,53 @@ const (
 
 // Sum adds b, as big-endian 16-bit words, to a one's complement running
 // sum. An odd trailing byte is padded with zero.
+//
+// It adds little-endian 32-bit words in four independent accumulators (the
+// CPU overlaps them) and swaps the bytes of the folded result: in one's
+// complement arithmetic a sum of byte-swapped words is the byte-swapped sum
+// (RFC 1071, 2.B), and a 32-bit word is two 16-bit words modulo 0xffff.
 func Sum(sum uint64, b []byte) uint64 {
+	var a0, a1, a2, a3 uint64
+	for len(b) >= 32 {
+		v0 := binary.LittleEndian.Uint64(b)
+		v1 := binary.LittleEndian.Uint64(b[8:])
+		v2 := binary.LittleEndian.Uint64(b[16:])
+		v3 := binary.LittleEndian.Uint64(b[24:])
+		a0 += v0&0xffffffff + v0>>32
+		a1 += v1&0xffffffff + v1>>32
+		a2 += v2&0xffffffff + v2>>32
+		a3 += v3&0xffffffff + v3>>32
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		v := binary.BigEndian.Uint64(b)
-		sum += v>>32 + v&0xffffffff
+		v := binary.LittleEndian.Uint64(b)
+		a0 += v&0xffffffff + v>>32
 		b = b[8:]
 	}
 	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
+		a1 += uint64(binary.LittleEndian.Uint16(b))
 		b = b[2:]
 	}
+	// Each accumulator gains less than 2^33 per 32 bytes: no overflow below
+	// 2^30 bytes, far beyond any packet.
+	le := foldTo16(a0 + a1 + a2 + a3)
+	sum += uint64(bits.ReverseBytes16(le))
 	if len(b) == 1 {
 		sum += uint64(b[0]) << 8
 	}
 	return sum
 }
 
-// Fold folds a running sum to the 16-bit one's complement checksum.
-func Fold(sum uint64) uint16 {
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
+// foldTo16 folds a one's complement sum into 16 bits (not complemented).
+func foldTo16(s uint64) uint16 {
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
 	}
-	return ^uint16(sum)
+	return uint16(s)
 }
+
+// Fold folds a running sum to the 16-bit one's complement checksum.
+func Fold(sum uint64) uint16 { return ^foldTo16(sum) }
 
 // IPv4HeaderChecksum computes and stores the IPv4 header checksum of h
 // (exactly the header, options included).
