@@ -9,15 +9,17 @@
 # forwarded and mirrored packets. One iperf3 TCP stream per column with TSO on
 # and off. Results: bench/RESULTS.md and bench/results-raw.txt.
 #
-# usage: bench/run.sh [--quick] [--runs N] [--window SECONDS]
-#                     [--columns a,b,...] [--no-tcp] [--no-install] [--out FILE]
-#                     [--soak SECONDS] [--no-setup-time]
+# usage: bench/run.sh [--quick] [--runs N] [--window SECONDS] [--columns a,b,...]
+#                     [--sizes 64,1400] [--rates 100000,0] [--no-tcp] [--no-install]
+#                     [--out FILE] [--soak SECONDS] [--no-setup-time] [--profile]
+# --profile: perf record of each cell's first run -> bench/profiles/CELL.txt
 # columns: none nft-dup tc-mirred daemonlog netsniff nfm-route nfm-l2 nfm-lossls
+#          nfm-route-v4 nfm-l2-v4 (the same rules on a router with IPv6 off)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODE=full RUNS=3 WINDOW=5 TCP=1 INSTALL=1 SOAK=60 SETUP=1
-COLUMNS="none nft-dup tc-mirred daemonlog netsniff nfm-route nfm-l2 nfm-lossls"
+MODE=full RUNS=3 WINDOW=5 TCP=1 INSTALL=1 SOAK=60 SETUP=1 PROFILE=0
+COLUMNS="none nft-dup tc-mirred daemonlog netsniff nfm-route nfm-l2 nfm-lossls nfm-route-v4 nfm-l2-v4"
 SIZES="64 1400" RATES="50000 100000 200000 400000 0" TCP_BYTES=1G
 OUT=bench/RESULTS.md RAW=bench/results-raw.txt
 cols_set=""
@@ -33,9 +35,10 @@ while [ $# -gt 0 ]; do
 	--no-tcp) TCP=0 ;;
 	--soak) SOAK=$2; shift ;;
 	--no-setup-time) SETUP=0 ;;
+	--profile) PROFILE=1 ;;
 	--no-install) INSTALL=0 ;;
 	--out) OUT=$2; RAW=${2%.md}-raw.txt; shift ;;
-	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -68,7 +71,7 @@ for c in $COLUMNS; do
 	case $c in
 	daemonlog) need daemonlogger || { NOTES="$NOTES Column daemonlog skipped: daemonlogger not installed."; continue; } ;;
 	netsniff) need netsniff-ng || { NOTES="$NOTES Column netsniff skipped: netsniff-ng not installed."; continue; } ;;
-	none|nft-dup|tc-mirred|nfm-route|nfm-l2|nfm-lossls) ;;
+	none|nft-dup|tc-mirred|nfm-route|nfm-l2|nfm-lossls|nfm-route-v4|nfm-l2-v4) ;;
 	*) echo "bench: unknown column $c" >&2; exit 2 ;;
 	esac
 	keep="$keep $c"
@@ -87,6 +90,7 @@ cleanup() {
 	set +e
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null
+	[ -n "$PERFPID" ] && kill -INT "$PERFPID" 2>/dev/null
 	wait 2>/dev/null
 	for ns in $G $R $S $A $I; do ip netns del "$ns" 2>/dev/null; done
 	rm -rf "$work"
@@ -202,10 +206,13 @@ NFT
 	# cannot be raised inside a namespace ("Cannot allocate RX_RING!").
 	netsniff) ip netns exec $R netsniff-ng --in eth0 --out span0 --silent -S 32MiB >"$work/$1.log" 2>&1 9>&- & PID=$! ;;
 	nfm-*)
+		# -v4: an IPv4-only router (IPv6 off in the namespace), as many
+		# are deployed: nfmirror must run, and run as fast, without it.
+		case $1 in *-v4) v6off 1 ;; esac
 		case $1 in
-		nfm-route) echo 'forward { iifname "eth0" mirror to "span0" }' ;;
-		nfm-l2) echo 'ingress "eth0" { mirror to "span0" }' ;;
-		nfm-lossls) echo 'forward { iifname "eth0" mirror to "span0" lossless }' ;;
+		nfm-route|nfm-route-v4) echo 'prerouting { iifname "eth0" mirror to "span0" }' ;;
+		nfm-l2|nfm-l2-v4) echo 'ingress "eth0" { mirror to "span0" }' ;;
+		nfm-lossls) echo 'prerouting { iifname "eth0" mirror to "span0" lossless }' ;;
 		esac >"$rules"
 		NFMSOCK=$work/nfm.sock
 		ip netns exec $R "$BIN" apply -socket "$NFMSOCK" -state-dir "$work/state" ${NFM_APPLY_FLAGS:-} "$rules" >"$work/$1.log" 2>&1 9>&- & PID=$!
@@ -234,7 +241,39 @@ stop_col() {
 		wait $PID 2>/dev/null || true
 	fi
 	PID="" NFMSOCK=""
+	case $1 in *-v4) v6off 0 ;; esac
 	sleep 0.5
+}
+# v6off 1|0: turn IPv6 off (or back on) in the router namespace.
+v6off() {
+	local k
+	for k in all default lo eth0 eth1 span0; do nsx $R sysctl -qw "net.ipv6.conf.$k.disable_ipv6=$1"; done
+}
+
+# profile_start, profile_stop NAME WHAT: with --profile, a system-wide
+# perf record (call graphs) of the cell, summarised in bench/profiles/NAME.txt:
+# share of all samples by command, by command and function, and the mirror
+# process's inclusive costs.
+PERFPID=""
+profile_start() {
+	[ "$PROFILE" = 1 ] || return 0
+	perf record -a -g -o "$work/perf.data" >/dev/null 2>&1 9>&- &
+	mkdir -p bench/profiles
+	PERFPID=$!
+}
+profile_stop() {
+	[ -n "$PERFPID" ] || return 0
+	kill -INT $PERFPID 2>/dev/null; wait $PERFPID 2>/dev/null || true
+	PERFPID=""
+	{
+		echo "# perf record -a -g over $2: share of all samples ($(nproc) cores; idle is swapper)"
+		echo "## by command"
+		perf report -i "$work/perf.data" --stdio --no-children --sort comm 2>/dev/null | grep -E '^ +[0-9]' | head -12
+		echo "## by command and function (>= 0.3 %)"
+		perf report -i "$work/perf.data" --stdio --no-children --sort comm,sym --percent-limit 0.3 2>/dev/null | grep -E '^ +[0-9]'
+		echo "## inclusive (self + callees) per function, mirror processes only (>= 1 %)"
+		perf report -i "$work/perf.data" --stdio --children --comms nfmirror,daemonlogger,netsniff-ng --sort comm,sym --percent-limit 1 -g none 2>/dev/null | grep -E '^ +[0-9]'
+	} >"bench/profiles/$1.txt" || true
 }
 
 # udp_cell COL SIZE RATE RUN: one window of open-loop UDP, one raw record.
@@ -242,21 +281,24 @@ udp_cell() {
 	local c0 c1 u0 u1 t0 t1 n0 n1 out secs
 	local q0 q1
 	c0=$(counters); n0=$(nfmstat); q0=$(nfq); u0=$(cpu); t0=$(pticks)
+	[ "$4" = 1 ] && profile_start
 	out=$(nsx $G timeout $((WINDOW + 30)) "$GEN" gen -dst $GEN_DST -size "$2" -rate "$3" -duration "${WINDOW}s")
+	[ "$4" = 1 ] && profile_stop "$1-$2-$3" "${WINDOW}s of $1 at $3 pps of $2-byte frames"
 	u1=$(cpu); t1=$(pticks)
 	sleep 0.5 # let the mirror drain before reading the counters
 	c1=$(counters); n1=$(nfmstat); q1=$(nfq)
 	secs=$(sed -E 's/.*"seconds":([0-9.eE+-]+).*/\1/' <<<"$out")
 	set -- "$@" $c0 $c1 $u0 $u1 $n0 $n1
 	# $5..$11 c0, $12..$18 c1, $19 $20 u0, $21 $22 u1, $23..$27 n0, $28..$32 n1
-	local pt=- lost=-
+	local pt=- lost=- why=-
 	[ "$t0" != - ] && [ "$t1" != - ] && pt=$((t1 - t0))
 	if [ "$n0" != "- - - - -" ] && [ "$n1" != "- - - - -" ]; then
 		lost=$(( (${29} - ${24}) + (${30} - ${25}) + (${32} - ${27}) ))
+		why="gaps:$((${29} - ${24}))/queue:$((${30} - ${25}))/send:$((${32} - ${27}))"
 	fi
 	echo "kind=udp col=$1 size=$2 rate=$3 run=$4 secs=$secs gen_sent=$(sed -E 's/.*"sent":([0-9]+).*/\1/' <<<"$out")" \
 		"gen_tx=$((${12} - $5)) rin_rx=$((${13} - $6)) sink_rx=$((${14} - $7)) mon_rx=$((${15} - $8)) mon_tx=$((${16} - $9))" \
-		"cpu_busy=$((${21} - ${19})) cpu_total=$((${22} - ${20})) proc_ticks=$pt hz=$HZ rss_kb=$(rss) nfm_lost=$lost" \
+		"cpu_busy=$((${21} - ${19})) cpu_total=$((${22} - ${20})) proc_ticks=$pt hz=$HZ rss_kb=$(rss) nfm_lost=$lost nfm_lost_why=$why" \
 		"nfq_queued=$(delta ${q0% *} ${q1% *}) nfq_dropped=$(delta ${q0#* } ${q1#* })" >>"$RAW"
 	tail -n1 "$RAW" >&2
 }
@@ -270,7 +312,9 @@ tcp_cell() {
 	sleep 0.3
 	local n0 n1 lost=-
 	c0=$(counters); n0=$(nfmstat); u0=$(cpu); t0=$(pticks)
+	[ "$run_" = 1 ] && profile_start
 	out=$(nsx $G timeout 60 iperf3 -c 198.18.2.2 -n "$TCP_BYTES" -J 2>/dev/null) || true
+	[ "$run_" = 1 ] && profile_stop "$1-tcp-tso-$2" "one iperf3 stream of $TCP_BYTES with TSO $2 and $1"
 	u1=$(cpu); t1=$(pticks)
 	sleep 0.5
 	c1=$(counters); n1=$(nfmstat)
@@ -288,7 +332,7 @@ try:
 except Exception: print("- -")' <<<"$out")
 	set -- "$@" $c0 $c1 $u0 $u1
 	# $4..$10 c0, $11..$17 c1, $18 $19 u0, $20 $21 u1
-	echo "kind=tcp col=$1 tso=$2 run=$3 bps=$bps secs=$secs sink_rx_bytes=$((${16} - $9)) mon_rx_bytes=$((${17} - ${10}))" \
+	echo "kind=tcp col=$1 tso=$2 run=$3 bps=$bps secs=$secs sink_rx=$((${13} - $6)) sink_rx_bytes=$((${16} - $9)) mon_rx=$((${14} - $7)) mon_rx_bytes=$((${17} - ${10}))" \
 		"cpu_busy=$((${20} - ${18})) cpu_total=$((${21} - ${19})) proc_ticks=$pt hz=$HZ rss_kb=$(rss) nfm_lost=$lost" >>"$RAW"
 	tail -n1 "$RAW" >&2
 }

@@ -111,11 +111,21 @@ func udpMetrics(r record) map[string]float64 {
 	return m
 }
 
-// tcpMetrics derives the per-run figures of a TCP bulk cell.
+// tcpMetrics derives the per-run figures of a TCP bulk cell. mirrored is
+// the share of payload bytes: each side's bytes less tcpFrameHeaders per
+// frame, since the sink receives super-packets (one set of headers per 64
+// KiB) where a mirror port may carry wire-sized frames (one per 1448 bytes).
+// Records without frame counts fall back to the bytes.
 func tcpMetrics(r record) map[string]float64 {
+	payload := func(bytes, frames string) float64 {
+		if n := r.num(frames); !math.IsNaN(n) {
+			return r.num(bytes) - tcpFrameHeaders*n
+		}
+		return r.num(bytes)
+	}
 	return map[string]float64{
 		"mbps":     r.num("bps") / 1e6,
-		"mirrored": ratio(r.num("mon_rx_bytes"), r.num("sink_rx_bytes")),
+		"mirrored": ratio(payload("mon_rx_bytes", "mon_rx"), payload("sink_rx_bytes", "sink_rx")),
 		"cpu":      ratio(r.num("cpu_busy"), r.num("cpu_total")),
 		"pcpu":     ratio(r.num("proc_ticks")/r.num("hz"), r.num("secs")),
 		"rss":      r.num("rss_kb") / 1024,
@@ -234,14 +244,16 @@ func readMachine(loadStart string) machine {
 
 // colNames describes the columns run.sh measures, by their short name.
 var colNames = map[string]string{
-	"none":       "no mirror",
-	"nft-dup":    "nft netdev `dup to \"span0\"` (ingress of eth0)",
-	"tc-mirred":  "tc clsact ingress of eth0, `action mirred egress mirror dev span0` (matchall, or `u32 match u32 0 0` where the kernel lacks cls_matchall)",
-	"daemonlog":  "daemonlogger `-i eth0 -o span0`",
-	"netsniff":   "netsniff-ng `--in eth0 --out span0 --silent`",
-	"nfm-route":  "nfmirror NFLOG, route replay: `forward { iifname \"eth0\" mirror to \"span0\" }`",
-	"nfm-l2":     "nfmirror NFLOG, L2: `ingress \"eth0\" { mirror to \"span0\" }`",
-	"nfm-lossls": "nfmirror lossless (NFQUEUE): `forward { iifname \"eth0\" mirror to \"span0\" lossless }`",
+	"none":         "no mirror",
+	"nft-dup":      "nft netdev `dup to \"span0\"` (ingress of eth0)",
+	"tc-mirred":    "tc clsact ingress of eth0, `action mirred egress mirror dev span0` (matchall, or `u32 match u32 0 0` where the kernel lacks cls_matchall)",
+	"daemonlog":    "daemonlogger `-i eth0 -o span0`",
+	"netsniff":     "netsniff-ng `--in eth0 --out span0 --silent`",
+	"nfm-route":    "nfmirror NFLOG, IP copies: `prerouting { iifname \"eth0\" mirror to \"span0\" }`",
+	"nfm-l2":       "nfmirror NFLOG, L2: `ingress \"eth0\" { mirror to \"span0\" }`",
+	"nfm-lossls":   "nfmirror lossless (NFQUEUE): `prerouting { iifname \"eth0\" mirror to \"span0\" lossless }`",
+	"nfm-route-v4": "`nfm-route` on an IPv4-only router (IPv6 off in its namespace)",
+	"nfm-l2-v4":    "`nfm-l2` on an IPv4-only router (IPv6 off in its namespace)",
 }
 
 // writeReport renders the Markdown results: the cells, then the soak and
@@ -291,6 +303,8 @@ func writeReport(w io.Writer, cells []cell, recs []record, m machine, mode, date
 		p("- `%s`: %s\n", c, name)
 	}
 	p("\n")
+
+	writeTargets(p, judgeTargets(cells, recs))
 
 	var sizes []string
 	for _, c := range udp {
@@ -379,7 +393,7 @@ func writeReport(w io.Writer, cells []cell, recs []record, m machine, mode, date
 			}
 		}
 		p("## TCP bulk stream (iperf3 -n, one stream gen → sink)\n\n")
-		p("TSO toggled with `ethtool -K c0 tso on|off` on the generator's veth. **mirrored %%** approximates the share of payload bytes mirrored as analyzer rx_bytes / sink rx_bytes (both count headers of their own frames; the mirror only sees gen → sink, but `daemonlog` and `netsniff` capture both directions of eth0, so they also copy the ACKs and can exceed 100 %%).\n\n")
+		p("TSO toggled with `ethtool -K c0 tso on|off` on the generator's veth. **mirrored %%** is the share of payload bytes mirrored: analyzer rx_bytes / sink rx_bytes, each less 66 bytes (Ethernet, IPv4, TCP with timestamps) per frame it counted, since the sink receives GRO/TSO super-packets where a mirror port may carry wire-sized frames. `daemonlog` and `netsniff` also copy the ACKs (payload 0).\n\n")
 		p("| TSO | mirror | runs | Mbit/s | vs no mirror %% | mirrored %% | CPU %% | mirror CPU %% | RSS MiB | nfmirror says lost |\n")
 		p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, c := range tcp {

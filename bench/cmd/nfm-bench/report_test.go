@@ -80,7 +80,7 @@ kind=udp col=nfm-route size=64 rate=100000 run=2 secs=2 gen_tx=200000 rin_rx=200
 kind=udp col=nfm-route size=64 rate=100000 run=3 secs=2 gen_tx=200000 rin_rx=200000 sink_rx=170000 mon_rx=190000 mon_tx=3 cpu_busy=100 cpu_total=400 proc_ticks=200 hz=100 rss_kb=10240 nfm_lost=0
 kind=udp col=nfm-lossls size=64 rate=100000 run=1 secs=2 gen_tx=200000 rin_rx=200000 sink_rx=200000 mon_rx=80000 mon_tx=0 cpu_busy=1 cpu_total=2 proc_ticks=1 hz=100 rss_kb=1 nfm_lost=0 nfq_queued=80000 nfq_dropped=0
 kind=tcp col=none tso=on run=1 bps=8e9 secs=1 sink_rx_bytes=1000 mon_rx_bytes=0 cpu_busy=1 cpu_total=2 proc_ticks=- hz=100 rss_kb=-
-kind=tcp col=nfm-route tso=on run=1 bps=2e9 secs=1 sink_rx_bytes=1000 mon_rx_bytes=900 cpu_busy=1 cpu_total=2 proc_ticks=50 hz=100 rss_kb=1024
+kind=tcp col=nfm-route tso=on run=1 bps=2e9 secs=1 sink_rx=10 sink_rx_bytes=100660 mon_rx=100 mon_rx_bytes=96600 cpu_busy=1 cpu_total=2 proc_ticks=50 hz=100 rss_kb=1024
 kind=soak col=nfm-route secs=15 rss_series=20480/30720/25600 nfm_lost=7
 kind=install col=nfmirror run=1 prefixes=10000 secs=0.0800
 kind=install col=nft run=1 prefixes=10000 secs=0.0400
@@ -157,5 +157,60 @@ func TestParseNfmStatus(t *testing.T) {
 	}
 	if _, err := parseNfmStatus(strings.NewReader("{")); err == nil {
 		t.Error("truncated document: no error")
+	}
+}
+
+// TestTargets judges each target from records on either side of its bound,
+// and a target whose cells are missing as not measured.
+func TestTargets(t *testing.T) {
+	raw := `kind=udp col=nft-dup size=64 rate=100000 run=1 secs=1 gen_tx=100000 rin_rx=100000 sink_rx=100000 mon_rx=100000 mon_tx=0 cpu_busy=20 cpu_total=100
+kind=udp col=nft-dup size=64 rate=200000 run=1 secs=1 gen_tx=200000 rin_rx=200000 sink_rx=200000 mon_rx=200000 mon_tx=0 cpu_busy=40 cpu_total=100
+kind=udp col=nft-dup size=64 rate=400000 run=1 secs=1 gen_tx=400000 rin_rx=400000 sink_rx=400000 mon_rx=400000 mon_tx=0 cpu_busy=90 cpu_total=100
+kind=udp col=nfm-route size=64 rate=100000 run=1 secs=1 gen_tx=100000 rin_rx=100000 sink_rx=100000 mon_rx=100000 mon_tx=0 cpu_busy=30 cpu_total=100
+kind=udp col=nfm-route size=64 rate=200000 run=1 secs=1 gen_tx=200000 rin_rx=200000 sink_rx=200000 mon_rx=199000 mon_tx=0 cpu_busy=50 cpu_total=100
+kind=udp col=nfm-route size=64 rate=400000 run=1 secs=1 gen_tx=400000 rin_rx=400000 sink_rx=350000 mon_rx=300000 mon_tx=0 cpu_busy=99 cpu_total=100
+kind=udp col=nfm-l2 size=64 rate=100000 run=1 secs=1 gen_tx=100000 rin_rx=100000 sink_rx=100000 mon_rx=100000 mon_tx=0 cpu_busy=31 cpu_total=100
+kind=udp col=nfm-l2 size=64 rate=200000 run=1 secs=1 gen_tx=200000 rin_rx=200000 sink_rx=200000 mon_rx=198000 mon_tx=0 cpu_busy=50 cpu_total=100
+kind=udp col=nfm-l2 size=64 rate=400000 run=1 secs=1 gen_tx=400000 rin_rx=400000 sink_rx=370000 mon_rx=300000 mon_tx=0 cpu_busy=99 cpu_total=100
+kind=udp col=nfm-lossls size=64 rate=100000 run=1 secs=1 gen_tx=100000 rin_rx=100000 sink_rx=100000 mon_rx=100000 mon_tx=0 cpu_busy=40 cpu_total=100
+kind=tcp col=none tso=on run=1 bps=10e9 secs=1 sink_rx=10 sink_rx_bytes=100660 mon_rx=0 mon_rx_bytes=0
+kind=tcp col=nfm-lossls tso=on run=1 bps=5e9 secs=1 sink_rx=10 sink_rx_bytes=100660 mon_rx=69 mon_rx_bytes=104554
+kind=tcp col=nfm-route tso=on run=1 bps=9.5e9 secs=1 sink_rx=10 sink_rx_bytes=100660 mon_rx=69 mon_rx_bytes=99554
+kind=soak col=nfm-lossls secs=20 rss_series=30720/40960/41984/41984
+`
+	recs, err := parseRecords(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := judgeTargets(aggregate(recs), recs)
+	want := map[string]struct{ measured, verdict string }{
+		"lost at 200 kpps|nfm-route":         {"0.5 %", targetMet},
+		"lost at 200 kpps|nfm-l2":            {"1.0 %", targetNotMet},
+		"lost at 200 kpps|nfm-l2-v4":         {"–", targetNotMeasured},
+		"CPU at 100 kpps|nfm-route":          {"1.50×", targetMet},
+		"CPU at 100 kpps|nfm-l2":             {"1.55×", targetNotMet},
+		"at 400 kpps offered|nfm-route":      {"0.88×", targetNotMet},
+		"at 400 kpps offered|nfm-l2":         {"0.93×", targetMet},
+		"bytes mirrored|nfm-lossls":          {"100.0 %", targetMet},
+		"bytes mirrored|nfm-route":           {"95.0 %", targetNotMet},
+		"throughput|nfm-lossls":              {"0.50×", targetNotMet},
+		"throughput|nfm-route":               {"0.95×", targetMet},
+		"copies lost at 100 kpps|nfm-lossls": {"0.0 %", targetMet},
+		"VmRSS|nfm-lossls":                   {"max 41.0 MiB, growth 1.0 MiB", targetMet},
+	}
+	for key, w := range want {
+		what, col, _ := strings.Cut(key, "|")
+		found := false
+		for _, r := range rows {
+			if r.col == col && strings.Contains(r.what, what) {
+				found = true
+				if r.measured != w.measured || r.verdict != w.verdict {
+					t.Errorf("%s %s: measured %q (%s), want %q (%s)", col, what, r.measured, r.verdict, w.measured, w.verdict)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no target row for %s %s", col, what)
+		}
 	}
 }
