@@ -190,8 +190,8 @@ type parser struct {
 	lines []string
 	lx    *lexer
 	tok   token
-	peekd []token  // tokens read ahead of tok
-	rec   *[]token // tokens consumed while recording a rule or a define
+	peekd []token   // tokens read ahead of tok
+	rec   *recorder // renders the tokens consumed while parsing a rule or a define
 	// lastVar is the name of the variable expandVar expanded last.
 	lastVar string
 }
@@ -303,7 +303,7 @@ func (p *parser) errorf(pos Pos, format string, args ...any) {
 // next makes the following token current.
 func (p *parser) next() {
 	if p.rec != nil && p.tok.Kind != tEOF {
-		*p.rec = append(*p.rec, p.tok)
+		p.rec.add(p, p.tok)
 	}
 	if len(p.peekd) > 0 {
 		p.tok, p.peekd = p.peekd[0], p.peekd[1:]
@@ -446,8 +446,8 @@ func (p *parser) parseDefine() {
 		p.st.vars[name] = &variable{Name: name, Pos: pos, Val: &rawVal{Kind: rvDest, Pos: pos, Dest: d}, Text: d.Key()}
 		return
 	}
-	var toks []token
-	p.rec = &toks
+	var rec recorder
+	p.rec = &rec
 	v := p.parseValue(false, slashGuess)
 	p.rec = nil
 	if v == nil {
@@ -461,7 +461,7 @@ func (p *parser) parseDefine() {
 		p.errorf(pos, "variable %s redefined (first defined at %s)", name, old.Pos)
 		return
 	}
-	text := p.render(toks)
+	text := rec.b.String()
 	if n := v.size(); n > maxVarElems || len(text) > maxVarText {
 		p.errorf(pos, "value of %s is too large: %d elements, %d bytes (at most %d elements and %d bytes)", name, n, len(text), maxVarElems, maxVarText)
 		return
@@ -873,33 +873,41 @@ func (p *parser) parseSet() *rawVal {
 	return set
 }
 
-// render joins recorded tokens into one line of source text, expanding
-// variables.
-func (p *parser) render(toks []token) string {
-	var b strings.Builder
-	pendingSpace := false
-	for _, t := range toks {
-		if t.Kind == tNewline {
-			pendingSpace = true
-			continue
-		}
-		if b.Len() > 0 && (t.Space || pendingSpace) {
-			b.WriteByte(' ')
-		}
-		pendingSpace = false
-		if b.Len() > maxVarText {
-			b.WriteString(" ...")
-			break
-		}
-		if t.Kind == tVar {
-			if v, ok := p.st.vars[t.Text]; ok {
-				b.WriteString(v.Text)
-				continue
-			}
-		}
-		b.WriteString(t.source())
+// recorder renders, as they are consumed, the tokens of a rule or a
+// define: one space where the source had whitespace or a line break, $VAR
+// replaced by its value's text, and cut with " ..." past maxVarText bytes.
+// Rendering as it goes keeps a define of many thousand elements from
+// holding all its tokens.
+type recorder struct {
+	b            strings.Builder
+	pendingSpace bool
+	cut          bool
+}
+
+func (r *recorder) add(p *parser, t token) {
+	if r.cut {
+		return
 	}
-	return b.String()
+	if t.Kind == tNewline {
+		r.pendingSpace = true
+		return
+	}
+	if r.b.Len() > 0 && (t.Space || r.pendingSpace) {
+		r.b.WriteByte(' ')
+	}
+	r.pendingSpace = false
+	if r.b.Len() > maxVarText {
+		r.b.WriteString(" ...")
+		r.cut = true
+		return
+	}
+	if t.Kind == tVar {
+		if v, ok := p.st.vars[t.Text]; ok {
+			r.b.WriteString(v.Text)
+			return
+		}
+	}
+	r.b.WriteString(t.source())
 }
 
 // matchKeywordList caches matchKeywords.
@@ -1162,8 +1170,8 @@ func (p *parser) typeMask(f *Field, raw *rawVal) ([]byte, bool) {
 // parseRule parses one rule of block b. It returns nil after reporting
 // errors; it always stops at the end of the statement.
 func (p *parser) parseRule(b *Block) *Rule {
-	var toks []token
-	p.rec = &toks
+	var rec recorder
+	p.rec = &rec
 	defer func() { p.rec = nil }()
 	r := &Rule{Pos: p.tok.Pos}
 	ok := true
@@ -1192,7 +1200,7 @@ func (p *parser) parseRule(b *Block) *Rule {
 		p.sync()
 		return nil
 	}
-	r.Text = p.render(toks)
+	r.Text = rec.b.String()
 	if !p.checkRule(b, r) {
 		ok = false
 	}
