@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -259,28 +258,6 @@ func TestCollectorVXLAN(t *testing.T) {
 	}
 }
 
-// writeEthPcap writes Ethernet frames to a pcap file.
-func writeEthPcap(t *testing.T, path string, frames [][]byte) {
-	t.Helper()
-	var b []byte
-	b = binary.LittleEndian.AppendUint32(b, 0xa1b2c3d4)
-	b = binary.LittleEndian.AppendUint16(b, 2)
-	b = binary.LittleEndian.AppendUint16(b, 4)
-	b = binary.LittleEndian.AppendUint64(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, 262144)
-	b = binary.LittleEndian.AppendUint32(b, 1)
-	for i, f := range frames {
-		b = binary.LittleEndian.AppendUint32(b, uint32(i+1))
-		b = binary.LittleEndian.AppendUint32(b, 0)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(f)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(f)))
-		b = append(b, f...)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // tshark runs tshark on a capture file with args and returns its lines.
 func tshark(t *testing.T, path string, args ...string) []string {
 	t.Helper()
@@ -382,7 +359,7 @@ func TestCollectorGREAndERSPAN(t *testing.T) {
 				t.Fatalf("%d outer frames, the collector wrote %d", len(outer), col.Stats().Frames)
 			}
 			path := filepath.Join(l.tmpDir, tt.name+".pcap")
-			writeEthPcap(t, path, outer)
+			pkttest.WritePcap(t, path, pkttest.LinkEthernet, outer)
 			args := []string{"-o", "udp.check_checksum:TRUE", "-Y", "gre || erspan", "-T", "fields", "-E", "separator=|"}
 			for _, f := range tt.fields {
 				args = append(args, "-e", f)

@@ -1,36 +1,14 @@
 package encap
 
 import (
-	"encoding/binary"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// writeRawPcap writes IP packets to a pcap file of link type RAW (101).
-func writeRawPcap(t *testing.T, path string, pkts [][]byte) {
-	t.Helper()
-	var b []byte
-	b = binary.LittleEndian.AppendUint32(b, 0xa1b2c3d4)
-	b = binary.LittleEndian.AppendUint16(b, 2)
-	b = binary.LittleEndian.AppendUint16(b, 4)
-	b = binary.LittleEndian.AppendUint64(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, 262144)
-	b = binary.LittleEndian.AppendUint32(b, 101)
-	for i, p := range pkts {
-		b = binary.LittleEndian.AppendUint32(b, uint32(i+1))
-		b = binary.LittleEndian.AppendUint32(b, 0)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
-		b = append(b, p...)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
+)
 
 // TestTsharkDecodes hands tshark (an independent dissector) one capture per
 // format and checks what it reads: the VXLAN VNI and port with the outer
@@ -116,7 +94,7 @@ func TestTsharkDecodes(t *testing.T) {
 				raw = append(raw, join(p))
 			}
 			path := filepath.Join(t.TempDir(), "encap.pcap")
-			writeRawPcap(t, path, raw)
+			pkttest.WritePcap(t, path, pkttest.LinkRaw, raw)
 			args := []string{"-r", path, "-n", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
 				"-d", "udp.port==4790,vxlan", "-T", "fields", "-E", "separator=|"}
 			for _, f := range fields {

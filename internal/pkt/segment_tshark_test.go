@@ -1,9 +1,7 @@
 package pkt_test
 
 import (
-	"encoding/binary"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,29 +10,6 @@ import (
 	"github.com/nfmirror/nfmirror/internal/pkt"
 	"github.com/nfmirror/nfmirror/internal/pkt/pkttest"
 )
-
-// writeRawPcap writes IP packets to a pcap file with link type RAW (101).
-func writeRawPcap(t *testing.T, path string, pkts [][]byte) {
-	t.Helper()
-	var b []byte
-	b = binary.LittleEndian.AppendUint32(b, 0xa1b2c3d4)
-	b = binary.LittleEndian.AppendUint16(b, 2)
-	b = binary.LittleEndian.AppendUint16(b, 4)
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, 262144)
-	b = binary.LittleEndian.AppendUint32(b, 101)
-	for i, p := range pkts {
-		b = binary.LittleEndian.AppendUint32(b, uint32(i+1))
-		b = binary.LittleEndian.AppendUint32(b, 0)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
-		b = append(b, p...)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestSegmentsTsharkAgrees asks an independent dissector (tshark, with
 // checksum validation on) whether the segments and fragments are good: every
@@ -66,7 +41,7 @@ func TestSegmentsTsharkAgrees(t *testing.T) {
 				pkts = append(pkts, append([]byte(nil), f[pkt.Headroom:]...))
 			}
 			path := filepath.Join(t.TempDir(), "segs.pcap")
-			writeRawPcap(t, path, pkts)
+			pkttest.WritePcap(t, path, pkttest.LinkRaw, pkts)
 			out, err := exec.Command("tshark", "-r", path, "-n",
 				"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
 				"-T", "fields", "-E", "separator=,",
