@@ -271,6 +271,9 @@ profile_stop() {
 		perf report -i "$work/perf.data" --stdio --no-children --sort comm 2>/dev/null | grep -E '^ +[0-9]' | head -12
 		echo "## by command and function (>= 0.3 %)"
 		perf report -i "$work/perf.data" --stdio --no-children --sort comm,sym --percent-limit 0.3 2>/dev/null | grep -E '^ +[0-9]'
+		echo "## inclusive cost of making the copy in the forwarding path (every command)"
+		perf report -i "$work/perf.data" --stdio --children --sort sym -g none 2>/dev/null |
+			grep -E '\] (nfulnl_log_packet|__nfulnl_send|nfqnl_enqueue_packet|nft_fwd_dup_netdev_eval|nf_dup_netdev_egress|tcf_mirred_act|packet_rcv|tpacket_rcv|nf_hook_slow|ip_forward|__netif_receive_skb_core.*)$'
 		echo "## inclusive (self + callees) per function, mirror processes only (>= 1 %)"
 		perf report -i "$work/perf.data" --stdio --children --comms nfmirror,daemonlogger,netsniff-ng --sort comm,sym --percent-limit 1 -g none 2>/dev/null | grep -E '^ +[0-9]'
 	} >"bench/profiles/$1.txt" || true
