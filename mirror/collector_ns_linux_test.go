@@ -582,21 +582,7 @@ func TestCollectorSendNoAllocs(t *testing.T) {
 	l := newCollectorLab(t)
 	for _, f := range []encap.Format{encap.VXLAN, encap.ERSPAN3} {
 		col := l.collector(t, CollectorConfig{Format: f, Addr: netip.MustParseAddr("2001:db8:2::9"), VNI: 43, Port: 4790})
-		small := &Packet{Data: sinkUDPPacket("198.18.50.1", "198.18.60.2", 7, "nfm-allocs"), Hook: HookEgress}
-		super := &Packet{Data: pkttest.Packet(true, pkt.ProtoTCP, 9000)}
-		frame := &Packet{Data: append(make([]byte, 14), small.Data...), L2: true}
-		frame.Data[12] = 0x08
-		batch := []*Packet{small, frame, small, super, small}
-		errs := make([]error, len(batch))
-		col.SendBatch(batch, errs) // warm up
-		allocs := testing.AllocsPerRun(20, func() {
-			col.SendBatch(batch, errs)
-			for _, err := range errs {
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+		allocs := sendBatchAllocs(t, col.SendBatch, mixedBatch(HookEgress))
 		drainFD(l.upFD)
 		drainFD(l.vx6FD)
 		if allocs != 0 {
