@@ -215,7 +215,7 @@ NFT
 		nfm-lossls) echo 'prerouting { iifname "eth0" mirror to "span0" lossless }' ;;
 		esac >"$rules"
 		NFMSOCK=$work/nfm.sock
-		ip netns exec $R "$BIN" apply -socket "$NFMSOCK" -state-dir "$work/state" ${NFM_APPLY_FLAGS:-} "$rules" >"$work/$1.log" 2>&1 9>&- & PID=$!
+		ip netns exec $R env ${NFM_ENV:-} "$BIN" apply -socket "$NFMSOCK" -state-dir "$work/state" ${NFM_APPLY_FLAGS:-} "$rules" >"$work/$1.log" 2>&1 9>&- & PID=$!
 		local ok=0
 		for _ in $(seq 100); do
 			"$BIN" status -socket "$NFMSOCK" >/dev/null 2>&1 && { ok=1; break; }

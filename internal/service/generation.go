@@ -63,6 +63,7 @@ func (s *server) swap(ctx context.Context, plan *nfrules.Plan, gen int) error {
 		s.retire(old, matched)
 		s.closeUnusedFiles()
 		s.limitMemory()
+		s.matchProcs()
 		return nil
 	}
 	old, oldGen := s.cur, s.gen
@@ -122,6 +123,7 @@ func (s *server) startPorts(ctx context.Context, plan *nfrules.Plan, dests []str
 	s.setCurrent(next, gen)
 	s.closeUnusedFiles()
 	s.limitMemory()
+	s.matchProcs()
 	return nil
 }
 
