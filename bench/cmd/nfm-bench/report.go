@@ -267,7 +267,7 @@ func writeReport(w io.Writer, cells []cell, recs []record, m machine, mode, date
 	p("| | |\n|---|---|\n")
 	p("| CPU | %s |\n| cores (nproc) | %d |\n| memory | %s |\n| kernel | %s |\n", m.CPUModel, m.NProc, m.MemTotal, m.Kernel)
 	p("| load average (1/5/15 min) at start | %s |\n| load average at end | %s |\n\n", m.LoadStart, m.LoadEnd)
-	p("**The machine was shared**: other jobs (builds, tests of other work) ran on the same %d cores during the run, so absolute figures are noisy and lower than on a dedicated host; compare columns within one run.\n\n", m.NProc)
+	p("**Noise**: the bench's generator, router and analyzer share these %d cores with the mirror under test, and other jobs may share them too (the load averages say how busy the machine was). Absolute figures, and ratios near a bound, move from run to run; compare columns within one run.\n\n", m.NProc)
 	if notes != "" {
 		p("%s\n\n", notes)
 	}
