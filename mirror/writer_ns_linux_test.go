@@ -136,25 +136,7 @@ func (l *spanLab) drain() {
 // capture returns the frames that arrive on mon0 until want of them have
 // come and then 300 ms of quiet, or 3 s have passed.
 func (l *spanLab) capture(want int) [][]byte {
-	var got [][]byte
-	buf := make([]byte, 70000)
-	deadline := time.Now().Add(3 * time.Second)
-	quietUntil := time.Time{}
-	for time.Now().Before(deadline) {
-		n, from, err := unix.Recvfrom(l.capFD, buf, 0)
-		if err != nil {
-			if len(got) >= want && time.Now().After(quietUntil) {
-				break
-			}
-			continue
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		got = append(got, append([]byte(nil), buf[:n]...))
-		quietUntil = time.Now().Add(300 * time.Millisecond)
-	}
-	return got
+	return captureFD(l.capFD, want, nil)
 }
 
 // writer opens a writer on the lab's port, closed when the test ends.
