@@ -61,9 +61,7 @@ func (s *server) swap(ctx context.Context, plan *nfrules.Plan, gen int) error {
 		old := s.cur
 		s.setCurrent(next, gen)
 		s.retire(old, matched)
-		s.closeUnusedFiles()
-		s.limitMemory()
-		s.matchProcs()
+		s.settle()
 		return nil
 	}
 	old, oldGen := s.cur, s.gen
@@ -79,11 +77,11 @@ func (s *server) swap(ctx context.Context, plan *nfrules.Plan, gen int) error {
 		}
 		s.ports, s.dests = nil, nil
 	}
-	err := s.startPorts(ctx, plan, dests, gen)
+	err := s.startPorts(ctx, plan, gen)
 	if err == nil || old == nil {
 		return err
 	}
-	if rerr := s.startPorts(ctx, old.plan, destinations(old.plan), oldGen); rerr != nil {
+	if rerr := s.startPorts(ctx, old.plan, oldGen); rerr != nil {
 		s.log.Error("mirroring is stopped until the next good reload: the old rules could not be restored", "err", rerr)
 		return errors.Join(err, rerr)
 	}
@@ -95,7 +93,8 @@ func (s *server) swap(ctx context.Context, plan *nfrules.Plan, gen int) error {
 // in before the ports come up, so that the port guard already silences the
 // host on them; copies made before the pipeline binds its groups a moment
 // later are dropped by the kernel. On error it undoes what it did.
-func (s *server) startPorts(ctx context.Context, plan *nfrules.Plan, dests []string, gen int) error {
+func (s *server) startPorts(ctx context.Context, plan *nfrules.Plan, gen int) error {
+	dests := destinations(plan)
 	if err := plan.Install(s.nft); err != nil {
 		return fmt.Errorf("install nftables rules: %w", err)
 	}
@@ -121,9 +120,7 @@ func (s *server) startPorts(ctx context.Context, plan *nfrules.Plan, dests []str
 		return errors.Join(errs...)
 	}
 	s.setCurrent(next, gen)
-	s.closeUnusedFiles()
-	s.limitMemory()
-	s.matchProcs()
+	s.settle()
 	return nil
 }
 
@@ -156,8 +153,8 @@ func (s *server) start(ctx context.Context, plan *nfrules.Plan) (*generation, er
 		ss.close()
 		return nil, fmt.Errorf("start copy pipeline: %w", err)
 	}
+	counters := p.Counters()
 	for key, f := range ss.files {
-		counters := p.Counters()
 		f.SetStats(func() []mirror.SourceStats { return counters.SourceStats(key) })
 	}
 	pctx, cancel := context.WithCancel(ctx)
@@ -230,6 +227,16 @@ func (s *server) kernelCounters() map[int]nfrules.Counter {
 		return nil
 	}
 	return c
+}
+
+// settle fits what the process holds to the generation now running alone:
+// capture files no generation writes to are closed, and the runtime's
+// memory limit and thread count follow the running plan. It runs once the
+// previous generation, if any, is retired.
+func (s *server) settle() {
+	s.closeUnusedFiles()
+	s.limitMemory()
+	s.matchProcs()
 }
 
 // runtimeHeadroom is what the Go runtime, the libraries and the control
