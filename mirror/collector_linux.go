@@ -488,7 +488,7 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 		}
 		return c.encapOne(lead, ip, p, truncated, i, failed)
 	case l.End <= c.cfg.InnerMTU:
-		if pkt.CompleteChecksum(ip) {
+		if pkt.CompleteChecksumLayout(ip, l) {
 			c.c.checksums.Add(1)
 		}
 		return c.encapOne(lead, ip, p, false, i, failed) // a frame keeps its padding

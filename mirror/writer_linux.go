@@ -483,7 +483,7 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 		w.add(e, nil, link, ip, proto, i, failed)
 		return nil
 	case l.End <= e.mtu:
-		if pkt.CompleteChecksum(ip) {
+		if pkt.CompleteChecksumLayout(ip, l) {
 			w.c.checksums.Add(1)
 		}
 		w.add(e, nil, link, ip, proto, i, failed)

@@ -190,7 +190,13 @@ func Parse(pkt []byte) (l Layout, ok bool) {
 // whether pkt changed.
 func CompleteChecksum(pkt []byte) bool {
 	l, ok := Parse(pkt)
-	if !ok || !l.Whole {
+	return ok && CompleteChecksumLayout(pkt, l)
+}
+
+// CompleteChecksumLayout is CompleteChecksum for a packet already parsed:
+// l must be what Parse returned for pkt.
+func CompleteChecksumLayout(pkt []byte, l Layout) bool {
+	if !l.Whole {
 		return false
 	}
 	seg := pkt[l.HdrLen:l.End]

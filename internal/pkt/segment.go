@@ -47,18 +47,18 @@ func (s *Segmenter) Split(pkt []byte, mtu int, truncated bool) ([][]byte, error)
 		// As seen: a truncated copy cannot be checksummed or segmented.
 		s.emit(pkt)
 	case l.End <= mtu:
-		CompleteChecksum(s.emit(pkt[:l.End]))
+		CompleteChecksumLayout(s.emit(pkt[:l.End]), l)
 	case l.Proto == ProtoTCP && l.Whole:
 		if err := s.tcp(pkt, l, mtu); err != nil {
 			return nil, err
 		}
 	case l.V4:
-		CompleteChecksum(pkt)
+		CompleteChecksumLayout(pkt, l)
 		if err := s.frag4(pkt, l, mtu); err != nil {
 			return nil, err
 		}
 	default:
-		CompleteChecksum(pkt)
+		CompleteChecksumLayout(pkt, l)
 		if err := s.frag6(pkt, l, mtu); err != nil {
 			return nil, err
 		}
