@@ -351,7 +351,7 @@ func (w *Writer) sendBatch(pkts []*Packet, errs []error) bool {
 	w.b.fd = -1
 	failed := func(i int, err error) {
 		if errs[i] == nil {
-			errs[i] = fmt.Errorf("write copy to %s: %w", w.dest.Name, err)
+			errs[i] = err // the pipeline logs it with the destination's name
 		}
 	}
 	for i, p := range pkts {
