@@ -165,7 +165,7 @@ func (w *icmpWatch) handle(b []byte, now time.Time) {
 	default:
 		return
 	}
-	if qsrc != w.src || qdst != w.dst || proto != pkt.ProtoUDP && proto != 47 {
+	if qsrc != w.src || qdst != w.dst || proto != pkt.ProtoUDP && proto != pkt.ProtoGRE {
 		return
 	}
 	switch {

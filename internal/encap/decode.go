@@ -89,7 +89,7 @@ func Decode(p []byte) (Decoded, error) {
 		}
 		d.FlowLabel = binary.BigEndian.Uint32(p) & 0xfffff
 		proto, d.TTL = p[6], p[7]
-		if proto == protoFragment {
+		if proto == pkt.ProtoFragment {
 			return d, ErrFragment
 		}
 		d.Src, d.Dst = netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40]))
@@ -98,9 +98,9 @@ func Decode(p []byte) (Decoded, error) {
 		return d, fmt.Errorf("not an ip packet: %w", ErrNotTunnel)
 	}
 	switch proto {
-	case protoUDP:
+	case pkt.ProtoUDP:
 		return decodeVXLAN(d, l4)
-	case protoGRE:
+	case pkt.ProtoGRE:
 		return decodeGRE(d, l4)
 	}
 	return d, fmt.Errorf("ip protocol %d: %w", proto, ErrNotTunnel)
@@ -124,7 +124,7 @@ func decodeVXLAN(d Decoded, u []byte) (Decoded, error) {
 			c.Add(s[:])
 			c.Add(t[:])
 		}
-		c.AddValue(uint64(len(u)) + protoUDP)
+		c.AddValue(uint64(len(u)) + pkt.ProtoUDP)
 		c.Add(u)
 		if c.Checksum() != 0 {
 			return d, fmt.Errorf("udp: %w", ErrChecksum)

@@ -72,11 +72,8 @@ const (
 const erspanGra100us = 0
 
 const (
-	protoUDP      = 17
-	protoGRE      = 47
-	protoFragment = 44
-	greSeqFlag    = 0x1000
-	vxlanFlagI    = 0x08
+	greSeqFlag = 0x1000
+	vxlanFlagI = 0x08
 )
 
 // Config describes one collector.
@@ -332,7 +329,7 @@ func (e *Encapsulator) Encap(lead, frame []byte, m Meta, mtu int) ([]Packet, Res
 		}
 		if e.v6 {
 			e.ipHeader(head[:40], 8+n, h, 0, 0, false)
-			head[6] = protoFragment
+			head[6] = pkt.ProtoFragment
 			fh := head[40:48]
 			fh[0] = e.proto()
 			binary.BigEndian.PutUint16(fh[2:], uint16(off)|b2u16(more))
@@ -356,9 +353,9 @@ func b2u16(b bool) uint16 {
 // proto is the outer IP protocol.
 func (e *Encapsulator) proto() byte {
 	if e.cfg.Format == VXLAN {
-		return protoUDP
+		return pkt.ProtoUDP
 	}
-	return protoGRE
+	return pkt.ProtoGRE
 }
 
 // ipHeader writes the outer IP header (20 or 40 bytes) for a payload of n

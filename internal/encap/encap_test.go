@@ -315,7 +315,7 @@ func reassemble(t *testing.T, pkts []Packet, mtu int) []byte {
 				hdr = append([]byte(nil), b[:20]...)
 			}
 		} else {
-			if b[6] != protoFragment || 40+int(binary.BigEndian.Uint16(b[4:])) != len(b) {
+			if b[6] != pkt.ProtoFragment || 40+int(binary.BigEndian.Uint16(b[4:])) != len(b) {
 				t.Fatalf("fragment %d: next header %d, payload length %d of %d bytes", i, b[6], binary.BigEndian.Uint16(b[4:]), len(b))
 			}
 			fh := b[40:48]

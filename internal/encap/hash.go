@@ -3,6 +3,8 @@ package encap
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/nfmirror/nfmirror/internal/pkt"
 )
 
 // FlowHash returns the symmetric flow hash of an Ethernet frame: the same
@@ -26,12 +28,12 @@ func flowHash(lead, frame []byte) uint32 {
 		mac, l3 = frame[:14], frame[14:]
 	}
 	etype := binary.BigEndian.Uint16(mac[12:14])
-	if len(mac) >= 18 && (etype == 0x8100 || etype == 0x88a8) {
+	if len(mac) >= 18 && (etype == pkt.EthVLAN || etype == 0x88a8) {
 		etype = binary.BigEndian.Uint16(mac[16:18])
 	}
 	// Up to two VLAN tags in the frame itself.
 	for range 2 {
-		if (etype == 0x8100 || etype == 0x88a8) && len(l3) >= 4 {
+		if (etype == pkt.EthVLAN || etype == 0x88a8) && len(l3) >= 4 {
 			etype = binary.BigEndian.Uint16(l3[2:4])
 			l3 = l3[4:]
 		}
@@ -40,14 +42,14 @@ func flowHash(lead, frame []byte) uint32 {
 	var proto byte
 	var ports []byte
 	switch {
-	case etype == 0x0800 && len(l3) >= 20 && l3[0]>>4 == 4:
+	case etype == pkt.EthIPv4 && len(l3) >= 20 && l3[0]>>4 == 4:
 		ihl := int(l3[0]&0x0f) * 4
 		a, b, proto = l3[12:16], l3[16:20], l3[9]
 		frag := binary.BigEndian.Uint16(l3[6:8])&0x3fff != 0
 		if !frag && ihl >= 20 && len(l3) >= ihl+4 && hasPorts(proto) {
 			ports = l3[ihl : ihl+4]
 		}
-	case etype == 0x86dd && len(l3) >= 40 && l3[0]>>4 == 6:
+	case etype == pkt.EthIPv6 && len(l3) >= 40 && l3[0]>>4 == 6:
 		a, b = l3[8:24], l3[24:40]
 		proto, ports = ipv6Transport(l3)
 	default:
@@ -88,7 +90,7 @@ func ipv6Transport(p []byte) (byte, []byte) {
 				return nh, nil
 			}
 			nh, off = p[off], off+(int(p[off+1])+2)*4
-		case protoFragment:
+		case pkt.ProtoFragment:
 			if len(p) < off+8 {
 				return nh, nil
 			}

@@ -12,6 +12,7 @@ const (
 	ProtoUDP      = 17
 	ProtoRouting  = 43
 	ProtoFragment = 44
+	ProtoGRE      = 47
 	ProtoDstOpts  = 60
 )
 
