@@ -120,6 +120,14 @@ func NewWriter(dest route.Port, log *slog.Logger, opts ...WriterOption) (*Writer
 	if err != nil {
 		return nil, fmt.Errorf("writer for %s: %w", dest.Name, err)
 	}
+	// Strict checking makes the kernel dump only the table each Refresh
+	// asks for (the service refreshes every few seconds) instead of every
+	// route of the host, a full BGP table on a router; kernels before 4.20
+	// lack it and dump them all.
+	if err := h.SetStrictCheck(true); err != nil && !errors.Is(err, unix.ENOPROTOOPT) {
+		h.Close()
+		return nil, fmt.Errorf("writer for %s: netlink strict checking: %w", dest.Name, err)
+	}
 	w.h = h
 	if err := w.Refresh(); err != nil {
 		h.Close()

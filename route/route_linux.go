@@ -410,7 +410,9 @@ func familyOff(err error) bool {
 // routing table sends each family's packets to, 0 for a family without one:
 // the device a destination's copies leave by. An operator may point the
 // table elsewhere (ip route replace default dev X table T); the writer
-// follows.
+// follows. With strict checking on h (netlink.Handle.SetStrictCheck) the
+// kernel dumps only that table; without it, every route of the host, which
+// Lookup filters.
 func Lookup(h *netlink.Handle, table int) (v4, v6 int, err error) {
 	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
 		routes, lerr := h.RouteListFiltered(fam, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)

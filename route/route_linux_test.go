@@ -12,6 +12,8 @@ import (
 
 	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/internal/nstest"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // testConfig is the default configuration with its state file in a
@@ -374,5 +376,45 @@ func TestSetupIPv6Off(t *testing.T) {
 	}
 	if after := settled(t, n); after != before {
 		t.Errorf("namespace changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestLookupStrict: a handle with netlink strict checking, which the writer
+// uses so that the kernel dumps only the port's table, finds the same
+// devices as one without, beside a main table of 20,000 routes.
+func TestLookupStrict(t *testing.T) {
+	n := portNS(t)
+	n.IP(t, "link", "set", "other0", "up")
+	var batch strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&batch, "route add 198.19.%d.%d/32 dev other0\n", i/256, i%256)
+	}
+	path := filepath.Join(t.TempDir(), "routes")
+	if err := os.WriteFile(path, []byte(batch.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.IP(t, "-batch", path)
+	r, err := Setup(n.Handle(t), testConfig(t, Config{}), dests("span0"))
+	if err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	t.Cleanup(func() { r.Undo() })
+	p := r.Ports()[0]
+	strict, err := netlink.NewHandleAt(netns.NsHandle(n.FD()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer strict.Close()
+	if err := strict.SetStrictCheck(true); err != nil {
+		t.Fatalf("SetStrictCheck: %v", err)
+	}
+	for _, h := range []struct {
+		name string
+		h    *netlink.Handle
+	}{{"loose", n.Handle(t)}, {"strict", strict}} {
+		v4, v6, err := Lookup(h.h, p.Table)
+		if err != nil || v4 != p.Index || v6 != p.Index {
+			t.Errorf("%s Lookup = %d, %d, %v; want %d for both families", h.name, v4, v6, err, p.Index)
+		}
 	}
 }
