@@ -3,6 +3,8 @@ package route
 import (
 	"errors"
 	"net"
+
+	"github.com/nfmirror/nfmirror/internal/config"
 )
 
 // ErrNoDevice is wrapped by Setup when a destination interface does not
@@ -27,19 +29,14 @@ type Config struct {
 	Table     int    // table of destination 0; destination i gets Table+i
 	Priority  int    // ip rule priority of every rule
 	StatePath string // the state file
-	// MaxDests bounds the destinations (the mark's free low bits allow
-	// 256).
-	MaxDests int
 }
 
-// maxDests is how many destinations the mask leaves room for.
+// maxDests is how many destinations the mask leaves room for, at most
+// config.MaxDests.
 func (c Config) maxDests() int {
 	n := int(^c.MarkMask) + 1
-	if c.MaxDests > 0 && (n <= 0 || n > c.MaxDests) {
-		return c.MaxDests
-	}
-	if n <= 0 || n > 256 {
-		return 256
+	if n <= 0 || n > config.MaxDests {
+		return config.MaxDests
 	}
 	return n
 }

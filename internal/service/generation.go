@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nfmirror/nfmirror/internal/config"
 	"github.com/nfmirror/nfmirror/mirror"
 	"github.com/nfmirror/nfmirror/nfrules"
 	"github.com/nfmirror/nfmirror/route"
@@ -128,7 +127,7 @@ func (s *server) startPorts(ctx context.Context, plan *nfrules.Plan, gen int) er
 func (s *server) routeConfig() route.Config {
 	return route.Config{
 		Mark: s.inst.Mark, MarkMask: s.inst.MarkMask, Table: s.inst.RouteTable,
-		Priority: s.inst.Priority, StatePath: s.inst.StatePath(), MaxDests: config.MaxDests,
+		Priority: s.inst.Priority, StatePath: s.inst.StatePath(),
 	}
 }
 
