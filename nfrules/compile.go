@@ -226,11 +226,13 @@ func (c *compiler) compileBlocks(rs *Ruleset) {
 	// Only local ports get these guards: copies to a collector leave by a
 	// production uplink, and a file is no device.
 	shared := map[string]bool{}
+	listed := map[string]bool{} // keys of c.plan.dests
 	for _, b := range rs.Blocks {
 		for _, r := range b.Rules {
 			for _, m := range r.Mirrors {
 				shared[m.Dest] = shared[m.Dest] || m.Shared
-				if to := m.Target(); !slices.ContainsFunc(c.plan.dests, func(d Destination) bool { return d.Key() == to.Key() }) {
+				if to := m.Target(); !listed[to.Key()] {
+					listed[to.Key()] = true
 					c.plan.dests = append(c.plan.dests, to)
 				}
 			}
