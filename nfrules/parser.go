@@ -192,8 +192,6 @@ type parser struct {
 	tok   token
 	peekd []token   // tokens read ahead of tok
 	rec   *recorder // renders the tokens consumed while parsing a rule or a define
-	// lastVar is the name of the variable expandVar expanded last.
-	lastVar string
 }
 
 func firstLine(src []byte) string {
@@ -617,7 +615,6 @@ func (p *parser) parseAtomOrVar() *rawVal {
 // expandVar returns the value of the variable at the current token.
 func (p *parser) expandVar() *rawVal {
 	name, pos := p.tok.Text, p.tok.Pos
-	p.lastVar = name
 	p.next()
 	v, ok := p.st.vars[name]
 	if !ok {
@@ -726,9 +723,10 @@ func (p *parser) parsePrimary() *rawVal {
 	case tLBrace:
 		return p.parseSet()
 	case tVar:
+		name := p.tok.Text
 		v = p.expandVar()
 		if v != nil && v.Kind == rvDest {
-			p.errorf(v.Pos, "$%s is a mirror destination, not a value to match", p.lastVar)
+			p.errorf(v.Pos, "$%s is a mirror destination, not a value to match", name)
 			return nil
 		}
 	case tString:
