@@ -416,26 +416,7 @@ func (c *Collector) sendBatch(pkts []*Packet, errs []error) bool {
 			c.c.count(err)
 		}
 	}
-	return c.lookAgain(errs[:len(pkts)])
-}
-
-// lookAgain reports whether errs hold an error a lookup may cure and one is
-// due (at most once a second).
-func (c *Collector) lookAgain(errs []error) bool {
-	stale := false
-	for _, err := range errs {
-		if err != nil && (err == ErrNoRoute || err == ErrNoNeighbour || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) ||
-			errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.EMSGSIZE)) {
-			stale = true
-			break
-		}
-	}
-	if !stale || time.Since(c.lastLook) < time.Second {
-		return false
-	}
-	c.lastLook = time.Now()
-	c.c.lookups.Add(1)
-	return true
+	return lookupDue(errs[:len(pkts)], &c.lastLook, &c.c.lookups, ErrNoRoute, ErrNoNeighbour)
 }
 
 // queue encapsulates copy i and queues its frames; an error is the copy's

@@ -381,25 +381,32 @@ func (w *Writer) sendBatch(pkts []*Packet, errs []error) bool {
 			}
 		}
 	}
-	return w.lookAgain(errs)
+	return lookupDue(errs, &w.lastLook, &w.c.lookups, ErrNoRoute, ErrNoCarrier)
 }
 
-// lookAgain reports whether errs hold an error that a stale device explains
-// and a lookup is due.
-func (w *Writer) lookAgain(errs []error) bool {
+// lookupDue reports whether errs hold an error that a fresh lookup of the
+// device may cure (one of cures, or an error of a device that went away,
+// went down or shrank its MTU) and the last lookup, at *last, is at least a
+// second old; it then moves *last and counts the lookup in n.
+func lookupDue(errs []error, last *time.Time, n *atomic.Uint64, cures ...error) bool {
 	stale := false
 	for _, err := range errs {
-		if err != nil && (errors.Is(err, ErrNoRoute) || errors.Is(err, ErrNoCarrier) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) ||
-			errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.EMSGSIZE)) {
+		if err == nil {
+			continue
+		}
+		for _, c := range cures {
+			stale = stale || errors.Is(err, c)
+		}
+		if stale || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.EMSGSIZE) {
 			stale = true
 			break
 		}
 	}
-	if !stale || time.Since(w.lastLook) < time.Second {
+	if !stale || time.Since(*last) < time.Second {
 		return false
 	}
-	w.lastLook = time.Now()
-	w.c.lookups.Add(1)
+	*last = time.Now()
+	n.Add(1)
 	return true
 }
 
