@@ -484,7 +484,7 @@ func (c *Collector) queue(p *Packet, i int, failed func(int, error)) error {
 	}
 	c.c.segmented.Add(1)
 	for _, f := range frames {
-		if err := c.encapOne(lead, f[pkt.Headroom:], p, false, i, failed); err != nil {
+		if err := c.encapOne(lead, f, p, false, i, failed); err != nil {
 			return err
 		}
 	}

@@ -196,7 +196,7 @@ func TestCollectorVXLAN(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, f := range frames {
-				want = append(want, l.innerFrame(f[pkt.Headroom:]))
+				want = append(want, l.innerFrame(f))
 			}
 			want = append(want, l.innerFrame(trunc), l.innerFrame(full))
 			drainFD(l.upFD)

@@ -72,7 +72,7 @@ func TestSegmentKernelSuperPackets(t *testing.T) {
 		}
 		var stream []byte
 		for i, f := range frames {
-			p := f[pkt.Headroom:]
+			p := f
 			if len(p) > 1500 || pkttest.NaiveSum(p[:ihl]) != 0xffff || pkttest.NaiveSum(pkttest.Pseudo(p, pkt.ProtoTCP, len(p)-ihl), p[ihl:]) != 0xffff {
 				t.Fatalf("super-packet %d, segment %d: %d bytes or bad checksum", supers, i, len(p))
 			}

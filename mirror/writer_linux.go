@@ -518,7 +518,7 @@ func (w *Writer) queue(p *Packet, i int, failed func(int, error)) error {
 	}
 	w.c.segmented.Add(1)
 	for _, f := range frames {
-		w.add(e, nil, link, f[pkt.Headroom:], proto, i, failed)
+		w.add(e, nil, link, f, proto, i, failed)
 	}
 	w.flush(failed)
 	return nil

@@ -356,7 +356,7 @@ func TestWriterSendBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range frames {
-		want = append(want, ipFrame(f[pkt.Headroom:]))
+		want = append(want, ipFrame(f))
 	}
 	want = append(want, arp, ipFrame(trunc))
 	got := l.sendBatch(t, w, pkts, len(want))

@@ -6,10 +6,6 @@ import (
 	"fmt"
 )
 
-// Headroom is the room left in front of every packet the Segmenter emits, so
-// that a sink can write an Ethernet header there without copying.
-const Headroom = 18
-
 // TCP flags the Segmenter treats specially.
 const (
 	TCPFIN = 0x01
@@ -17,26 +13,24 @@ const (
 	TCPCWR = 0x80
 )
 
-var zeroHeadroom [Headroom]byte
-
 // ErrTooSmallMTU is returned when the headers alone do not fit the MTU.
 var ErrTooSmallMTU = errors.New("headers do not fit the port MTU")
 
 // Segmenter turns one IP copy into the packets to put on a port: the copy
 // itself with a partial checksum completed (see CompleteChecksum), or, when
 // it is larger than the MTU, TCP segments (their checksums computed) or IP
-// fragments (the packet's own checksum completed first). It reuses its buffers: what split returns is
-// valid until the next call. It is not safe for concurrent use.
+// fragments (the packet's own checksum completed first). It reuses its
+// buffers: what Split returns is valid until the next call. It is not safe
+// for concurrent use.
 type Segmenter struct {
 	buf    []byte
-	offs   []int // start of each frame in buf (Headroom included), then the end
+	offs   []int // start of each frame in buf, then the end
 	frames [][]byte
 	fragID uint32 // next IPv6 fragment identification
 }
 
-// split returns the packets to send for the IP packet pkt on a port with the
-// given MTU, each preceded by Headroom spare bytes: frame[Headroom:] is the
-// IP packet. A truncated copy is returned as it is. Before fragmenting, it
+// Split returns the IP packets to send for the IP packet pkt on a port with
+// the given MTU. A truncated copy is returned as it is. Before fragmenting, it
 // completes a partial checksum in pkt itself; it changes pkt in no other way.
 func (s *Segmenter) Split(pkt []byte, mtu int, truncated bool) ([][]byte, error) {
 	s.buf = s.buf[:0]
@@ -71,15 +65,14 @@ func (s *Segmenter) Split(pkt []byte, mtu int, truncated bool) ([][]byte, error)
 	return s.frames, nil
 }
 
-// emit starts a new frame holding Headroom and then the parts given.
+// emit starts a new frame holding the parts given.
 func (s *Segmenter) emit(parts ...[]byte) []byte {
 	start := len(s.buf)
 	s.offs = append(s.offs, start)
-	s.buf = append(s.buf, zeroHeadroom[:]...)
 	for _, p := range parts {
 		s.buf = append(s.buf, p...)
 	}
-	return s.buf[start+Headroom:]
+	return s.buf[start:]
 }
 
 // grow makes room for n more bytes so that emit does not reallocate while
@@ -111,7 +104,7 @@ func (s *Segmenter) tcp(pkt []byte, l Layout, mtu int) error {
 	}
 	payload := pkt[hdrs:l.End]
 	n := (len(payload) + mss - 1) / mss
-	s.grow(len(payload) + n*(Headroom+hdrs))
+	s.grow(len(payload) + n*hdrs)
 	seq := binary.BigEndian.Uint32(pkt[l.HdrLen+4:])
 	flags := pkt[l.HdrLen+13]
 	var id uint16
@@ -157,7 +150,7 @@ func (s *Segmenter) frag4(pkt []byte, l Layout, mtu int) error {
 	}
 	data := pkt[ihl:l.End]
 	n := (len(data) + per - 1) / per
-	s.grow(len(data) + n*(Headroom+ihl))
+	s.grow(len(data) + n*ihl)
 	fo := binary.BigEndian.Uint16(pkt[6:])
 	base := int(fo&0x1fff) * 8
 	lastMF := fo & 0x2000
@@ -239,7 +232,7 @@ func (s *Segmenter) frag6(pkt []byte, l Layout, mtu int) error {
 	nh := pkt[nhAt]
 	data := pkt[uf:l.End]
 	n := (len(data) + per - 1) / per
-	s.grow(len(data) + n*(Headroom+uf+8))
+	s.grow(len(data) + n*(uf+8))
 	s.fragID++
 	id := s.fragID
 	var fh [8]byte

@@ -54,7 +54,7 @@ func TestSplitTCP(t *testing.T) {
 			var stream []byte
 			seq0 := binary.BigEndian.Uint32(orig[ipl+4:])
 			for i, f := range frames {
-				seg := f[pkt.Headroom:]
+				seg := f
 				last := i == len(frames)-1
 				if len(seg) > tt.mtu {
 					t.Errorf("segment %d: %d bytes > mtu %d", i, len(seg), tt.mtu)
@@ -115,7 +115,7 @@ func reassemble(t *testing.T, frames [][]byte, v6 bool) []byte {
 	t.Helper()
 	var hdr, data []byte
 	for i, f := range frames {
-		p := f[pkt.Headroom:]
+		p := f
 		var off int
 		var mf bool
 		var body []byte
@@ -128,7 +128,7 @@ func reassemble(t *testing.T, frames [][]byte, v6 bool) []byte {
 			}
 			fo := binary.BigEndian.Uint16(p[42:])
 			off, mf = int(fo&^7), fo&1 == 1
-			if i > 0 && binary.BigEndian.Uint32(p[44:]) != binary.BigEndian.Uint32(frames[0][pkt.Headroom+44:]) {
+			if i > 0 && binary.BigEndian.Uint32(p[44:]) != binary.BigEndian.Uint32(frames[0][44:]) {
 				t.Errorf("fragment %d: identification differs", i)
 			}
 			if i == 0 {
@@ -195,8 +195,8 @@ func TestSplitFragment(t *testing.T) {
 				t.Errorf("%d fragments, want %d", len(frames), tt.frags)
 			}
 			for i, f := range frames {
-				if len(f)-pkt.Headroom > tt.mtu {
-					t.Errorf("fragment %d: %d bytes > mtu", i, len(f)-pkt.Headroom)
+				if len(f) > tt.mtu {
+					t.Errorf("fragment %d: %d bytes > mtu", i, len(f))
 				}
 			}
 			got := reassemble(t, frames, tt.v6)
@@ -251,7 +251,7 @@ func TestSplitSmallCompletesPartialChecksums(t *testing.T) {
 					if err != nil || len(frames) != 1 {
 						t.Fatalf("split: %d frames, %v", len(frames), err)
 					}
-					p := frames[0][pkt.Headroom:]
+					p := frames[0]
 					valid := pkttest.NaiveSum(pkttest.Pseudo(p, proto, len(p)-ipl), p[ipl:]) == 0xffff
 					if valid != tc.wantValid {
 						t.Errorf("L4 checksum valid = %v, want %v", valid, tc.wantValid)
@@ -281,7 +281,7 @@ func TestSplitTruncatedAsIs(t *testing.T) {
 		if err != nil || len(frames) != 1 {
 			t.Fatalf("v6=%v: %d frames, %v", v6, len(frames), err)
 		}
-		if !bytes.Equal(frames[0][pkt.Headroom:], pk) {
+		if !bytes.Equal(frames[0], pk) {
 			t.Errorf("v6=%v: truncated copy changed", v6)
 		}
 	}

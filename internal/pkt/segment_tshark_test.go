@@ -38,7 +38,7 @@ func TestSegmentsTsharkAgrees(t *testing.T) {
 			}
 			var pkts [][]byte
 			for _, f := range frames {
-				pkts = append(pkts, append([]byte(nil), f[pkt.Headroom:]...))
+				pkts = append(pkts, append([]byte(nil), f...))
 			}
 			path := filepath.Join(t.TempDir(), "segs.pcap")
 			pkttest.WritePcap(t, path, pkttest.LinkRaw, pkts)
