@@ -211,12 +211,8 @@ func (p *parser) typeCompare(c *Compare, v *rawVal) bool {
 			case rvMasked:
 				p.errorf(e.Pos, "a set element cannot be value / mask")
 				return false
-			case rvRange:
-				ev, ok = p.typeRange(f, OpImplicit, e.Lo, e.Hi)
-			case rvPrefix:
-				ev, ok = p.typePrefix(f, OpImplicit, e)
 			default:
-				ev, ok = p.typeSingle(f, OpImplicit, e)
+				ev, ok = p.typeValue(f, OpImplicit, e)
 			}
 			if !ok {
 				return false
@@ -229,23 +225,26 @@ func (p *parser) typeCompare(c *Compare, v *rawVal) bool {
 		}
 		c.Value = set
 		return true
-	case rvPrefix:
-		val, ok := p.typePrefix(f, op, v)
-		c.Value = val
-		return ok
-	case rvRange:
-		val, ok := p.typeRange(f, op, v.Lo, v.Hi)
-		c.Value = val
-		return ok
 	case rvMasked:
 		return p.typeFlagMask(c, v)
 	case rvConcat:
 		p.errorf(v.Pos, "%s is one field: a value a . b needs a concatenation such as ip saddr . tcp dport", f.Name)
 		return false
 	}
-	val, ok := p.typeSingle(f, op, v)
+	val, ok := p.typeValue(f, op, v)
 	c.Value = val
 	return ok
+}
+
+// typeValue types a range, a prefix or one value of field f.
+func (p *parser) typeValue(f *Field, op Op, v *rawVal) (Value, bool) {
+	switch v.Kind {
+	case rvRange:
+		return p.typeRange(f, op, v.Lo, v.Hi)
+	case rvPrefix:
+		return p.typePrefix(f, op, v)
+	}
+	return p.typeSingle(f, op, v)
 }
 
 // typeSingle types one value, or a range written without spaces ("1024-65535").
