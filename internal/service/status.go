@@ -126,7 +126,8 @@ func ruleKey(r nfrules.PlannedRule) string {
 // add adds a retired generation's final counts; matched holds the kernel's
 // counters read before its rules went.
 func (t *totals) add(g *generation, matched map[int]nfrules.Counter) {
-	rules, gen := generationCounts(g, matched)
+	snap := g.pipeline.Counters().Snapshot()
+	rules, gen := generationCounts(snap, matched)
 	for _, r := range g.plan.Rules {
 		k := ruleKey(r)
 		c := t.rules[k]
@@ -134,20 +135,24 @@ func (t *totals) add(g *generation, matched map[int]nfrules.Counter) {
 		t.rules[k] = c
 	}
 	t.all.add(gen)
-	for _, d := range g.pipeline.Counters().Snapshot().Destinations {
-		o := t.dests[d.Name]
+	addDests(t.dests, snap.Destinations)
+}
+
+// addDests adds each destination's counts in ds to m, by name.
+func addDests(m map[string]mirror.DestStats, ds []mirror.DestStats) {
+	for _, d := range ds {
+		o := m[d.Name]
 		o.Name = d.Name
 		o.Packets += d.Packets
 		o.Bytes += d.Bytes
 		o.Errors += d.Errors
-		t.dests[d.Name] = o
+		m[d.Name] = o
 	}
 }
 
-// generationCounts returns a generation's counts per rule ID (-1: copies no
-// rule can be told for) and in all.
-func generationCounts(g *generation, matched map[int]nfrules.Counter) (map[int]Counts, Counts) {
-	snap := g.pipeline.Counters().Snapshot()
+// generationCounts returns the counts of a generation's snapshot per rule ID
+// (-1: copies no rule can be told for) and in all.
+func generationCounts(snap mirror.Snapshot, matched map[int]nfrules.Counter) (map[int]Counts, Counts) {
 	out := map[int]Counts{}
 	var all Counts
 	for _, r := range snap.Rules {
@@ -230,16 +235,13 @@ func (s *server) buildStatus() Status {
 	}
 	s.mu.Unlock()
 
-	var matched map[int]nfrules.Counter
 	if g != nil {
-		var err error
-		matched, err = readCounters(s.inst.Table)
+		matched, err := readCounters(s.inst.Table)
 		if err != nil {
 			st.CountersError = err.Error()
 		}
-	}
-	if g != nil {
-		rules, all := generationCounts(g, matched)
+		snap := g.pipeline.Counters().Snapshot()
+		rules, all := generationCounts(snap, matched)
 		st.SinceReload = all
 		st.Total.add(all)
 		for _, r := range g.plan.Rules {
@@ -250,15 +252,7 @@ func (s *server) buildStatus() Status {
 		if u, ok := rules[-1]; ok && (u.Received > 0 || u.Mirrored > 0) {
 			st.RuleStats = append(st.RuleStats, RuleStatus{ID: -1, Text: "(rule unknown)", Counts: u})
 		}
-		snap := g.pipeline.Counters().Snapshot()
-		for _, d := range snap.Destinations {
-			o := dests[d.Name]
-			o.Name = d.Name
-			o.Packets += d.Packets
-			o.Bytes += d.Bytes
-			o.Errors += d.Errors
-			dests[d.Name] = o
-		}
+		addDests(dests, snap.Destinations)
 		st.Channels = snap.Channels
 		for _, d := range sortedDests(dests) {
 			ds := DestinationStatus{DestStats: d}
