@@ -393,7 +393,7 @@ func writeReport(w io.Writer, cells []cell, recs []record, m machine, mode, date
 			}
 		}
 		p("## TCP bulk stream (iperf3 -n, one stream gen → sink)\n\n")
-		p("TSO toggled with `ethtool -K c0 tso on|off` on the generator's veth. **mirrored %%** is the share of payload bytes mirrored: analyzer rx_bytes / sink rx_bytes, each less 66 bytes (Ethernet, IPv4, TCP with timestamps) per frame it counted, since the sink receives GRO/TSO super-packets where a mirror port may carry wire-sized frames. `daemonlog` and `netsniff` also copy the ACKs (payload 0).\n\n")
+		p("TSO toggled with `ethtool -K c0 tso on|off` on the generator's veth. **mirrored %%** is the share of payload bytes mirrored: analyzer rx_bytes / sink rx_bytes, each less %d bytes (Ethernet, IPv4, TCP with timestamps) per frame it counted, since the sink receives GRO/TSO super-packets where a mirror port may carry wire-sized frames. `daemonlog` and `netsniff` also copy the ACKs (payload 0).\n\n", tcpFrameHeaders)
 		p("| TSO | mirror | runs | Mbit/s | vs no mirror %% | mirrored %% | CPU %% | mirror CPU %% | RSS MiB | nfmirror says lost |\n")
 		p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, c := range tcp {

@@ -138,11 +138,7 @@ func judgeTargets(cells []cell, recs []record) []targetRow {
 		})
 	}
 	loss := get("udp", losslessCol, "64", "100000", "", "mirrloss")
-	lf := targetNotMeasured
-	if !math.IsNaN(loss) {
-		lf = judge(loss, lossFreeEpsilon, true)
-	}
-	rows = append(rows, targetRow{what: "copies lost at 100 kpps of 64-byte frames", col: losslessCol, measured: pct(loss), goal: "0 (loss-free)", verdict: lf})
+	rows = append(rows, targetRow{what: "copies lost at 100 kpps of 64-byte frames", col: losslessCol, measured: pct(loss), goal: "0 (loss-free)", verdict: judge(loss, lossFreeEpsilon, true)})
 	rows = append(rows, soakTarget(recs))
 	return rows
 }
